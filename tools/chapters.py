@@ -1,0 +1,113 @@
+"""Sync chapter sources with their notebooks, execute them, and check that the two agree.
+
+Each chapter has a MyST Markdown source ``chapters/NN-slug.md`` (what authors edit) paired by jupytext
+with ``book/NN-slug.ipynb`` (what the site, Colab and nbval use). Usage::
+
+    python tools/chapters.py run chapters/01-overfitting.md   # sync one chapter and execute it in place
+    python tools/chapters.py run                              # every chapter
+    python tools/chapters.py check                            # fail if a source and its notebook differ
+    python tools/chapters.py time                             # execute each notebook, print a timing table
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import jupytext
+import nbformat
+from jupytext.combine import combine_inputs_with_outputs
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parent.parent
+CHAPTERS = ROOT / "chapters"
+BOOK = ROOT / "book"
+TIMEOUT_S = 300
+
+
+def chapter_sources() -> list[Path]:
+    """Every chapter source, in book order."""
+    return sorted(CHAPTERS.glob("[0-9][0-9]-*.md"))
+
+
+def notebook_for(source: Path) -> Path:
+    """The notebook paired with a chapter source."""
+    return BOOK / f"{source.stem}.ipynb"
+
+
+def execute(nb: nbformat.NotebookNode) -> float:
+    """Execute ``nb`` in place in a fresh kernel, with ``book/`` as working directory; return seconds."""
+    client = NotebookClient(
+        nb, timeout=TIMEOUT_S, kernel_name="python3", resources={"metadata": {"path": str(BOOK)}}
+    )
+    start = time.perf_counter()
+    client.execute()
+    return time.perf_counter() - start
+
+
+def run(source: Path) -> float:
+    """Write the notebook paired with ``source`` from it, execute it, save it; return seconds."""
+    nb = jupytext.read(source)
+    target = notebook_for(source)
+    if target.exists():  # keep the cell ids of the existing notebook so diffs stay small
+        nb = combine_inputs_with_outputs(nb, nbformat.read(target, as_version=4), fmt="md:myst")
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    seconds = execute(nb)
+    nb.metadata.pop("widgets", None)  # widget state is per-session noise; the static figure stands in
+    nbformat.write(nb, target)
+    return seconds
+
+
+def cell_signature(cell: nbformat.NotebookNode) -> tuple[str, str, tuple[str, ...]]:
+    """What must agree between a source and its notebook: type, source text and tags of a cell."""
+    tags = tuple(cell.get("metadata", {}).get("tags", []))
+    return cell.cell_type, cell.source.strip(), tags
+
+
+def differences(source: Path) -> list[str]:
+    """Human-readable differences between a chapter source and its notebook (empty when in sync)."""
+    target = notebook_for(source)
+    if not target.exists():
+        return [f"{target.relative_to(ROOT)} is missing: run `make chapter CH={source.name}`"]
+    md = [cell_signature(c) for c in jupytext.read(source).cells]
+    nb = [cell_signature(c) for c in nbformat.read(target, as_version=4).cells]
+    problems = []
+    if len(md) != len(nb):
+        problems.append(f"{source.name}: {len(md)} cells in the source, {len(nb)} in the notebook")
+    for index, (a, b) in enumerate(zip(md, nb, strict=False)):
+        if a != b:
+            first_line = a[1].splitlines()[0] if a[1] else "(empty)"
+            problems.append(f"{source.name}: cell {index} differs (source starts {first_line!r})")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("command", choices=["run", "check", "time"])
+    parser.add_argument("sources", nargs="*", type=Path, help="chapter sources (default: all)")
+    args = parser.parse_args(argv)
+    sources = [s.resolve() for s in args.sources] or chapter_sources()
+    if args.command == "check":
+        problems = [p for s in sources for p in differences(s)]
+        print("\n".join(problems) or f"{len(sources)} chapters in sync with their notebooks")
+        return 1 if problems else 0
+    rows, total = [], 0.0
+    for source in sources:
+        if args.command == "run":
+            seconds = run(source)
+        else:
+            seconds = execute(nbformat.read(notebook_for(source), as_version=4))
+        total += seconds
+        rows.append(f"| {source.stem} | {seconds:.1f} s |")
+        print(f"{source.stem}: executed in {seconds:.1f} s", file=sys.stderr)
+    print("| chapter | execution time |\n| --- | --- |\n" + "\n".join(rows))
+    print(f"| all {len(sources)} chapters | {total:.1f} s |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
