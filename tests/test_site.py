@@ -157,7 +157,7 @@ def test_solution_is_hidden_until_its_dropdown_is_clicked(page, site_url):
     solution.scroll_into_view_if_needed()
     assert not body.is_visible(), "a solution is visible before its dropdown is clicked"
     screenshot(page, "solution-closed")
-    solution.locator(".admonition-title").click()
+    solution.locator("button.toggle-button").click()
     body.wait_for(state="visible", timeout=5_000)
     assert body.is_visible(), "clicking the dropdown did not reveal the solution"
     screenshot(page, "solution-open")

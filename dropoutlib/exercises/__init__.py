@@ -1,0 +1,36 @@
+"""Checks a student can run on their own answers to the book's exercises.
+
+Each ``check_*`` takes the student's function, module or value and either prints a short confirmation or
+raises ``AssertionError`` with a message that names the mistake. A stub (``...``, ``None``,
+``raise NotImplementedError``) never passes.
+
+Example:
+    >>> from dropoutlib.exercises import check_keep_prob_conversion
+"""
+
+from dropoutlib.exercises.inference import (
+    check_all_ones_unit_std,
+    check_dropout_module_modes,
+    check_keep_prob_conversion,
+    check_test_time_weight_scaling,
+)
+from dropoutlib.exercises.overfitting import (
+    check_expected_kept_units,
+    check_mask_probability,
+    check_subnetwork_count,
+    check_total_variation,
+)
+from dropoutlib.exercises.scratch import check_dropout, check_dropout_backward
+
+__all__ = [
+    "check_all_ones_unit_std",
+    "check_dropout",
+    "check_dropout_backward",
+    "check_dropout_module_modes",
+    "check_expected_kept_units",
+    "check_keep_prob_conversion",
+    "check_mask_probability",
+    "check_subnetwork_count",
+    "check_test_time_weight_scaling",
+    "check_total_variation",
+]
