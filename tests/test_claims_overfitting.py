@@ -95,10 +95,10 @@ def test_dropout_lowers_the_test_loss_on_most_draws_and_on_average():
     assert np.mean(drop) < np.mean(base)
 
 
-def test_the_draw_where_dropout_does_not_win_is_the_least_wiggly_one():
-    losers = [seed for seed in SEEDS if sweep(seed)[0.5].test_loss >= sweep(seed)[0.0].test_loss]
-    least_wiggly = min(SEEDS, key=lambda seed: sweep(seed)[0.0].roughness)
-    assert losers == [least_wiggly]
+def test_where_dropout_loses_it_loses_by_little():
+    changes = [sweep(seed)[0.5].test_loss - sweep(seed)[0.0].test_loss for seed in SEEDS]
+    mean_gain = -np.mean([change for change in changes if change < 0])
+    assert max(changes) < mean_gain / 5
 
 
 @pytest.mark.parametrize("seed", SEEDS)

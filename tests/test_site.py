@@ -169,6 +169,9 @@ def test_notation_page_fixes_p_as_the_drop_probability(page, site_url):
     for name in ("PyTorch", "Keras", "TF", "CS231n", "JMLR"):
         assert name in text or name.replace("TF", "TensorFlow") in text, f"notation page lacks {name}"
     assert "probability that a unit is dropped" in text
+    page.locator("main mjx-container").first.wait_for(timeout=15_000)  # MathJax, served by the site
+    assert page.locator("main span.math:not(:has(mjx-container))").count() == 0, "unrendered formulas"
+    screenshot(page, "notation-math")
 
 
 def test_launch_and_download_buttons_on_chapters(page, site_url):
