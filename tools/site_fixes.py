@@ -19,7 +19,9 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-FIRST_VISIT_MODE = 'if (!document.documentElement.dataset.mode) document.documentElement.dataset.mode = "auto";'
+FIRST_VISIT_MODE = (
+    'if (!document.documentElement.dataset.mode) document.documentElement.dataset.mode = "auto";'
+)
 
 
 def _script_key(script: Any) -> tuple:
