@@ -46,7 +46,7 @@ def test_keep_prob_reference_passes(capsys):
         (lambda k: 1 / k, "1 / keep_prob"),
         (lambda k: 2 - k, "not a probability"),
         (lambda k: (1 - k) / 2, "expected"),
-        (lambda k: "0.2", "should be a number"),
+        (lambda k: "0.2", "should return a number"),
     ],
 )
 def test_keep_prob_mistakes_are_named(answer, message):

@@ -40,7 +40,11 @@ def notebook_for(source: Path) -> Path:
 def execute(nb: nbformat.NotebookNode) -> float:
     """Execute ``nb`` in place in a fresh kernel, with ``book/`` as working directory; return seconds."""
     client = NotebookClient(
-        nb, timeout=TIMEOUT_S, kernel_name="python3", resources={"metadata": {"path": str(BOOK)}}
+        nb,
+        timeout=TIMEOUT_S,
+        kernel_name="python3",
+        record_timing=False,  # no per-cell timestamps: a re-run changes only what really changed
+        resources={"metadata": {"path": str(BOOK)}},
     )
     start = time.perf_counter()
     client.execute()
@@ -56,6 +60,7 @@ def run(source: Path) -> float:
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
+            cell.metadata.pop("execution", None)
     seconds = execute(nb)
     nb.metadata.pop("widgets", None)  # widget state is per-session noise; the static figure stands in
     nbformat.write(nb, target)

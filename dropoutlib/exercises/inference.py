@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import inspect
 import math
-import numbers
 from collections.abc import Callable
-from typing import Any
 
 import torch
 from torch import nn
+
+from dropoutlib.exercises._answers import as_number, call_answer, require_function
 
 __all__ = [
     "check_all_ones_unit_std",
@@ -24,30 +24,6 @@ __all__ = [
     "check_keep_prob_conversion",
     "check_test_time_weight_scaling",
 ]
-
-
-def _require_callable(answer: Any, what: str) -> None:
-    if not callable(answer) or inspect.isclass(answer):
-        raise TypeError(f"pass your {what} (a function), got {answer!r} ({type(answer).__name__})")
-
-
-def _call(answer: Callable[..., Any], *args: Any) -> Any:
-    """Call the student's function; turn 'not written yet' into a clear AssertionError."""
-    try:
-        result = answer(*args)
-    except NotImplementedError:
-        raise AssertionError("your function raises NotImplementedError: write its body first") from None
-    if result is None or result is Ellipsis:
-        raise AssertionError("your function returned None: did you forget the `return`?")
-    return result
-
-
-def _as_float(value: Any, what: str) -> float:
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise AssertionError(f"{what} should be a number, got {value!r} ({type(value).__name__})")
-    return float(value)
 
 
 def check_keep_prob_conversion(keep_prob_to_p: Callable[[float], float]) -> None:
@@ -60,9 +36,9 @@ def check_keep_prob_conversion(keep_prob_to_p: Callable[[float], float]) -> None
         >>> check_keep_prob_conversion(lambda keep_prob: 1 - keep_prob)
         Correct: keep_prob = 0.8 becomes p = 0.2 (p drops, keep_prob keeps).
     """
-    _require_callable(keep_prob_to_p, "keep_prob_to_p")
+    require_function(keep_prob_to_p, "keep_prob_to_p")
     for keep_prob in (0.8, 0.9, 0.25, 0.5, 1.0):
-        got = _as_float(_call(keep_prob_to_p, keep_prob), f"keep_prob_to_p({keep_prob})")
+        got = as_number(call_answer(keep_prob_to_p, keep_prob), f"keep_prob_to_p({keep_prob})")
         want = 1.0 - keep_prob
         if math.isclose(got, want, abs_tol=1e-9):
             continue
@@ -96,13 +72,13 @@ def check_test_time_weight_scaling(scale_for_test: Callable[[torch.Tensor, float
         >>> check_test_time_weight_scaling(lambda weight, p: (1 - p) * weight)
         Correct: W_test = (1 - p) W, the weights times the keep probability.
     """
-    _require_callable(scale_for_test, "scale_for_test")
+    require_function(scale_for_test, "scale_for_test")
     generator = torch.Generator().manual_seed(3)
     weight = torch.randn(4, 6, generator=generator)
     for p in (0.2, 0.7, 0.0, 0.5):
         q = 1.0 - p
         original = weight.clone()
-        got = _call(scale_for_test, weight, p)
+        got = call_answer(scale_for_test, weight, p)
         if not torch.equal(weight, original):
             raise AssertionError(
                 f"scale_for_test(weight, p={p}) changed `weight` in place: return a new tensor "
@@ -232,10 +208,10 @@ def check_all_ones_unit_std(unit_std: Callable[[int, float], float]) -> None:
         >>> check_all_ones_unit_std(lambda n, p: (n * p / (1 - p)) ** 0.5)
         Correct: std = sqrt(n p / (1 - p)); 100 for n = 10,000 at p = 0.5.
     """
-    _require_callable(unit_std, "unit_std")
+    require_function(unit_std, "unit_std")
     for n, p in ((100, 0.4), (10_000, 0.5), (50, 0.2), (1, 0.9), (30, 0.0)):
         q = 1.0 - p
-        got = _as_float(_call(unit_std, n, p), f"unit_std({n}, {p})")
+        got = as_number(call_answer(unit_std, n, p), f"unit_std({n}, {p})")
         want = math.sqrt(n * p / q)
         if math.isclose(got, want, rel_tol=1e-6, abs_tol=1e-12):
             continue

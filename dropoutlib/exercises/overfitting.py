@@ -9,13 +9,12 @@ Notation: ``p`` is the probability of dropping a unit, ``q = 1 - p`` the probabi
 
 from __future__ import annotations
 
-import inspect
 import math
-import numbers
 from collections.abc import Callable
-from typing import Any
 
 import torch
+
+from dropoutlib.exercises._answers import as_number, call_answer, require_function
 
 __all__ = [
     "check_expected_kept_units",
@@ -23,28 +22,6 @@ __all__ = [
     "check_subnetwork_count",
     "check_total_variation",
 ]
-
-
-def _require_function(answer: Any, what: str) -> None:
-    if not callable(answer) or inspect.isclass(answer):
-        raise TypeError(f"pass your {what} (a function), got {answer!r} ({type(answer).__name__})")
-
-
-def _number(answer: Callable[..., Any], *args: Any, call: str) -> float:
-    """Call the student's function and return its result as a float, or fail with a clear message."""
-    try:
-        result = answer(*args)
-    except NotImplementedError:
-        raise AssertionError("your function raises NotImplementedError: write its body first") from None
-    if result is None or result is Ellipsis:
-        raise AssertionError(f"{call} returned {result!r}: did you forget the `return`?")
-    if isinstance(result, torch.Tensor) and result.numel() == 1:
-        result = result.item()
-    elif hasattr(result, "item") and getattr(result, "size", None) == 1:  # NumPy scalars and arrays
-        result = result.item()
-    if isinstance(result, bool) or not isinstance(result, numbers.Real):
-        raise AssertionError(f"{call} should return a number, got {result!r} ({type(result).__name__})")
-    return float(result) if not isinstance(result, numbers.Integral) else int(result)
 
 
 def _close(got: float, want: float) -> bool:
@@ -62,10 +39,10 @@ def check_subnetwork_count(count_subnetworks: Callable[[list[int]], int]) -> Non
         >>> check_subnetwork_count(lambda hidden: 2 ** sum(hidden))
         Correct: n = sum(hidden) units, each kept or dropped, give 2**n sub-networks (2**600 here).
     """
-    _require_function(count_subnetworks, "count_subnetworks")
+    require_function(count_subnetworks, "count_subnetworks")
     for hidden in ([4, 4], [3], [2, 3], [1], [4, 4, 4], [10, 20], [200, 200, 200]):
         call = f"count_subnetworks({hidden})"
-        got = _number(count_subnetworks, list(hidden), call=call)
+        got = as_number(call_answer(count_subnetworks, list(hidden)), call)
         n = sum(hidden)
         want = 2**n
         if got == want or (isinstance(got, float) and _close(got, want)):
@@ -128,13 +105,13 @@ def check_mask_probability(mask_probability: Callable[[torch.Tensor, float], flo
         >>> check_mask_probability(mask_probability)
         Correct: a mask keeping k of n units has probability q**k * p**(n - k).
     """
-    _require_function(mask_probability, "mask_probability")
+    require_function(mask_probability, "mask_probability")
     for mask in _masks():
         for p in (0.3, 0.5, 0.8):
             n, k = len(mask), int(mask.sum())
             q = 1.0 - p
             call = f"mask_probability({mask.int().tolist()}, p={p})"
-            got = _number(mask_probability, mask.clone(), p, call=call)
+            got = as_number(call_answer(mask_probability, mask.clone(), p), call)
             want = q**k * p ** (n - k)
             if _close(got, want):
                 continue
@@ -177,11 +154,11 @@ def check_expected_kept_units(expected_kept: Callable[[list[int], float], float]
         >>> check_expected_kept_units(lambda hidden, p: sum(hidden) * (1 - p))
         Correct: on average n (1 - p) of the n hidden units are kept (300 of 600 at p = 0.5).
     """
-    _require_function(expected_kept, "expected_kept")
+    require_function(expected_kept, "expected_kept")
     for hidden, p in (([200, 200, 200], 0.2), ([10], 0.3), ([64, 32], 0.5), ([5, 7, 9], 0.9)):
         n, q = sum(hidden), 1.0 - p
         call = f"expected_kept({hidden}, p={p})"
-        got = _number(expected_kept, list(hidden), p, call=call)
+        got = as_number(call_answer(expected_kept, list(hidden), p), call)
         want = n * q
         if _close(got, want):
             continue
@@ -219,7 +196,7 @@ def check_total_variation(total_variation: Callable[[torch.Tensor], float]) -> N
         >>> check_total_variation(lambda values: (values[1:] - values[:-1]).abs().sum())
         Correct: the total variation sums |f(x_{i+1}) - f(x_i)|; a wiggle costs twice its height.
     """
-    _require_function(total_variation, "total_variation")
+    require_function(total_variation, "total_variation")
     grid = torch.linspace(-1.0, 1.0, 200)
     curves = {
         "a zigzag [0, 1, 0, 1, 0.5]": torch.tensor([0.0, 1.0, 0.0, 1.0, 0.5]),
@@ -230,7 +207,7 @@ def check_total_variation(total_variation: Callable[[torch.Tensor], float]) -> N
     }
     for name, values in curves.items():
         call = f"total_variation({name})"
-        got = _number(total_variation, values.clone(), call=call)
+        got = as_number(call_answer(total_variation, values.clone()), call)
         v = values.double()
         diffs = v.diff()
         want = diffs.abs().sum().item()

@@ -10,7 +10,6 @@ Notation: ``p`` is the probability of dropping a unit, ``q = 1 - p`` the probabi
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Callable
 from typing import Any
@@ -18,43 +17,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from dropoutlib.exercises._answers import call_answer, require_function
 from dropoutlib.numpy_ref import numerical_gradient, relative_error
 
 __all__ = ["check_dropout", "check_dropout_backward"]
 
 _SEED = 2024
 _SHAPE = (200, 50)  # 10,000 units: the fraction dropped is within 0.023 of p at 5 standard errors
-
-
-def _require_function(answer: Any, what: str) -> None:
-    if not callable(answer) or inspect.isclass(answer):
-        raise TypeError(f"pass your {what} (a function), got {answer!r} ({type(answer).__name__})")
-
-
-def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Call the student's function; turn 'not written yet' and crashes into clear messages."""
-    try:
-        result = fn(*args, **kwargs)
-    except NotImplementedError:
-        raise AssertionError(
-            "your function raises NotImplementedError: write its body first"
-        ) from None
-    except Exception as error:  # the student's bug, reported with the call that triggered it
-        shown = ", ".join(
-            [*(_describe(a) for a in args), *(f"{k}={v!r}" for k, v in kwargs.items())]
-        )
-        raise AssertionError(
-            f"your function raised {type(error).__name__}: {error} (called with {shown})"
-        ) from error
-    if result is None or result is Ellipsis:
-        raise AssertionError("your function returned None: did you forget the `return`?")
-    return result
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, torch.Tensor | np.ndarray):
-        return f"{type(value).__name__} of shape {tuple(value.shape)}, dtype {value.dtype}"
-    return repr(value)
 
 
 def _tensor_result(result: Any, x: torch.Tensor, call: str) -> torch.Tensor:
@@ -82,7 +51,7 @@ def _check_one_p(fn: Callable[..., Any], p: float) -> torch.Tensor:
     x = 1 + torch.rand(_SHAPE)  # in [1, 2): no zeros, so a zero in the output is a dropped unit
     before = x.clone()
     call = f"dropout(x, p={p})"
-    out = _tensor_result(_call(fn, x, p), x, call)
+    out = _tensor_result(call_answer(fn, x, p), x, call)
     if not torch.equal(x, before):
         raise AssertionError(
             f"{call} changed x in place: dropout must leave its input as it was and return a new "
@@ -175,7 +144,7 @@ def check_dropout(fn: Callable[..., Any]) -> None:
         >>> check_dropout(my_dropout)
         check_dropout: all checks passed (mask, scaling, fresh masks, evaluation mode, gradient).
     """
-    _require_function(fn, "dropout function fn(x, p, training=True)")
+    require_function(fn, "dropout function fn(x, p, training=True)")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(_SEED)
         _check_dropout(fn)
@@ -197,10 +166,10 @@ def _check_dropout(fn: Callable[..., Any]) -> None:
     _check_one_p(fn, 0.75)
 
     x = 1 + torch.rand(_SHAPE)
-    out = _tensor_result(_call(fn, x, 0.0), x, "dropout(x, p=0.0)")
+    out = _tensor_result(call_answer(fn, x, 0.0), x, "dropout(x, p=0.0)")
     if not torch.equal(out, x):
         raise AssertionError("dropout(x, p=0.0) changed the input: with p = 0 nothing is dropped")
-    out = _tensor_result(_call(fn, x, 1.0), x, "dropout(x, p=1.0)")
+    out = _tensor_result(call_answer(fn, x, 1.0), x, "dropout(x, p=1.0)")
     if torch.isnan(out).any():
         raise AssertionError(
             "dropout(x, p=1.0) returned NaN: dividing by 1-p = 0 gives 0/0 = NaN; "
@@ -211,7 +180,7 @@ def _check_dropout(fn: Callable[..., Any]) -> None:
 
     before = x.clone()
     call = "dropout(x, p=0.3, training=False)"
-    out = _tensor_result(_call(fn, x, 0.3, training=False), x, call)
+    out = _tensor_result(call_answer(fn, x, 0.3, training=False), x, call)
     if not torch.equal(x, before):
         raise AssertionError(f"{call} changed x in place: evaluation mode must not touch the input")
     if (out == 0).any():
@@ -227,7 +196,7 @@ def _check_dropout(fn: Callable[..., Any]) -> None:
         )
 
     x64 = 1 + torch.rand(_SHAPE, dtype=torch.float64)
-    _tensor_result(_call(fn, x64, 0.3), x64, "dropout(x, p=0.3) with a float64 x")
+    _tensor_result(call_answer(fn, x64, 0.3), x64, "dropout(x, p=0.3) with a float64 x")
 
     _check_gradient(fn, p)
 
@@ -236,7 +205,7 @@ def _check_gradient(fn: Callable[..., Any], p: float) -> None:
     q = 1 - p
     x = (1 + torch.rand(_SHAPE)).requires_grad_()
     call = f"dropout(x, p={p}) with x.requires_grad"
-    out = _tensor_result(_call(fn, x, p), x, call)
+    out = _tensor_result(call_answer(fn, x, p), x, call)
     if not out.requires_grad:
         raise AssertionError(
             f"{call}: the output is not connected to x in the autograd graph, so no gradient "
@@ -281,7 +250,7 @@ def check_dropout_backward(fn: Callable[..., Any]) -> None:
         >>> check_dropout_backward(my_backward)
         check_dropout_backward: matches the numerical gradient (relative error < 1e-7).
     """
-    _require_function(fn, "backward function fn(grad_out, keep, p)")
+    require_function(fn, "backward function fn(grad_out, keep, p)")
     rng = np.random.default_rng(_SEED)
     p = 0.3
     q = 1 - p
@@ -295,7 +264,7 @@ def check_dropout_backward(fn: Callable[..., Any]) -> None:
     expected = numerical_gradient(loss, x)
     keep_before, grad_before = keep.copy(), grad_out.copy()
     call = f"backward(grad_out, keep, p={p})"
-    result = _call(fn, grad_out, keep, p)
+    result = call_answer(fn, grad_out, keep, p)
     if not np.array_equal(keep, keep_before) or not np.array_equal(grad_out, grad_before):
         raise AssertionError(f"{call} changed its arguments in place: return a new array")
     if isinstance(result, torch.Tensor):
