@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from stubs import STUBS
 from torch import nn
 
 from dropoutlib.exercises.inference import (
@@ -15,21 +16,6 @@ from dropoutlib.exercises.inference import (
     check_keep_prob_conversion,
     check_test_time_weight_scaling,
 )
-
-
-def _not_implemented(*args):
-    raise NotImplementedError
-
-
-def _returns_none(*args):
-    return None
-
-
-def _ellipsis(*args): ...
-
-
-STUBS = [_not_implemented, _returns_none, _ellipsis]
-
 
 # --- keep_prob -> p ----------------------------------------------------------------------------------
 

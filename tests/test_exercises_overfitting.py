@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from stubs import STUBS
 
 from dropoutlib.exercises.overfitting import (
     check_expected_kept_units,
@@ -15,19 +16,6 @@ from dropoutlib.exercises.overfitting import (
     check_total_variation,
 )
 
-
-def _not_implemented(*args):
-    raise NotImplementedError
-
-
-def _returns_none(*args):
-    return None
-
-
-def _ellipsis(*args): ...
-
-
-STUBS = [_not_implemented, _returns_none, _ellipsis]
 CHECKS = [check_subnetwork_count, check_mask_probability, check_expected_kept_units,
           check_total_variation]
 
