@@ -24,7 +24,9 @@ __all__ = ["DropoutFunction"]
 class DropoutFunction(torch.autograd.Function):
     """``y = x * mask`` with the hand-written backward ``grad_x = grad_y * mask``.
 
-    Args (of ``DropoutFunction.apply``):
+    Called as ``DropoutFunction.apply(input, mask)``.
+
+    Args:
         input: tensor ``x`` of any shape.
         mask: tensor of the same shape, e.g. the scaled mask ``m / q`` with
             ``m_i ~ Bernoulli(q)``. Treated as a constant.

@@ -161,7 +161,9 @@ def per_example_gradients(
 class DroppedUnitGradients:
     """One batch of the two-layer network, measured example by example.
 
-    Attributes (``B`` examples, ``H`` hidden units; all float64 except ``kept``):
+    Shapes use ``B`` examples and ``H`` hidden units; every tensor is float64 except the boolean ones.
+
+    Attributes:
         kept: ``(B, H)`` bool, True where unit ``j`` was kept for example ``n``.
         out_norm: ``(B, H)``, ``||dL_n/dW2[:, j]||``: the weights *out of* unit ``j``.
         in_norm: ``(B, H)``, ``||(dL_n/dW1[j, :], dL_n/db1[j])||``: the weights *into* unit ``j``.

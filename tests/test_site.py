@@ -159,6 +159,7 @@ def test_solution_is_hidden_until_its_dropdown_is_clicked(page, site_url):
     screenshot(page, "solution-closed")
     solution.locator("button.toggle-button").click()
     body.wait_for(state="visible", timeout=5_000)
+    page.wait_for_timeout(600)  # let the dropdown finish its fade-in before the screenshot
     assert body.is_visible(), "clicking the dropdown did not reveal the solution"
     screenshot(page, "solution-open")
 
