@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -11,7 +9,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.autograd import gradcheck, gradgradcheck
 
-from dropoutlib import autograd
 from dropoutlib.autograd import DropoutFunction
 from dropoutlib.functional import dropout, dropout_mask, standard_dropout
 
@@ -135,9 +132,3 @@ def test_standard_dropout_gradient_is_the_unscaled_mask() -> None:
     y.sum().backward()
     kept = y != 0
     assert torch.all(x.grad[kept] == 1) and torch.all(x.grad[~kept] == 0)
-
-
-def test_doctests() -> None:
-    results = doctest.testmod(autograd)
-    assert results.attempted > 0
-    assert results.failed == 0

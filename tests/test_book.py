@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import sys
 import types
 
@@ -66,9 +65,3 @@ def test_bad_arguments(kwargs: dict, error: type, fragment: str) -> None:
     with pytest.raises(error) as info:
         glue(**({"name": "x", "value": 1} | kwargs))
     assert fragment in str(info.value)
-
-
-def test_doctests() -> None:
-    results = doctest.testmod(book)
-    assert results.attempted > 0
-    assert results.failed == 0

@@ -4,7 +4,6 @@ and the toy regression."""
 from __future__ import annotations
 
 import dataclasses
-import doctest
 
 import numpy as np
 import pytest
@@ -15,7 +14,6 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from sklearn.model_selection import train_test_split
 
-from dropoutlib import data as data_module
 from dropoutlib.data import Split, load_digits, standardize, toy_regression
 
 FAST = settings(max_examples=40, deadline=None)
@@ -245,9 +243,3 @@ def test_split_is_frozen_and_checks_its_tensors() -> None:
         Split(torch.zeros(3), torch.zeros(3), torch.zeros(2, 1), torch.zeros(2))
     with pytest.raises(TypeError, match="x_train must be a torch.Tensor"):
         Split(np.zeros((3, 2)), torch.zeros(3), torch.zeros(2, 2), torch.zeros(2))  # type: ignore[arg-type]
-
-
-def test_doctests() -> None:
-    results = doctest.testmod(data_module)
-    assert results.attempted > 0
-    assert results.failed == 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import math
 
 import pytest
@@ -11,7 +10,6 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dropoutlib import functional
 from dropoutlib.functional import (
     dropout,
     dropout_mask,
@@ -302,9 +300,3 @@ def test_three_rules_give_the_same_expected_linear_output(p: float) -> None:
         assert torch.all((train.mean(dim=0) - weight_scaled_eval).abs() < 5 * sigma)
     # And not the unscaled layer (the reason the rule exists).
     assert torch.all((standard_train.mean(dim=0) - x @ weight.T).abs() > 5 * sigma)
-
-
-def test_doctests() -> None:
-    results = doctest.testmod(functional)
-    assert results.attempted > 0
-    assert results.failed == 0

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import doctest
-
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from dropoutlib import models
 from dropoutlib.models import mlp
 from dropoutlib.modules import Dropout
 
@@ -122,9 +119,3 @@ def test_bad_arguments_name_the_argument_and_value(kwargs: dict, error: type, fr
     with pytest.raises(error) as info:
         mlp(**arguments)
     assert fragment in str(info.value)
-
-
-def test_doctests() -> None:
-    results = doctest.testmod(models)
-    assert results.attempted > 0
-    assert results.failed == 0

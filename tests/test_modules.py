@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import doctest
 import pickle
 
 import pytest
@@ -12,7 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from dropoutlib import modules
 from dropoutlib.modules import Dropout, StandardDropout
 
 FAST = settings(max_examples=50, deadline=None)
@@ -152,9 +150,3 @@ def test_standard_dropout_layer() -> None:
     layer.eval()
     assert torch.equal(layer(x), 0.75 * x)
     assert layer.state_dict() == {}
-
-
-def test_doctests() -> None:
-    results = doctest.testmod(modules)
-    assert results.attempted > 0
-    assert results.failed == 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import math
 
 import numpy as np
@@ -11,7 +10,6 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dropoutlib import numpy_ref
 from dropoutlib.autograd import DropoutFunction
 from dropoutlib.numpy_ref import (
     dropout_backward,
@@ -137,9 +135,3 @@ def test_relative_error() -> None:
     assert relative_error(np.array([1.0]), np.array([-1.0])) == 1.0
     with pytest.raises(ValueError, match="same shape"):
         relative_error(np.ones(2), np.ones(3))
-
-
-def test_doctests() -> None:
-    results = doctest.testmod(numpy_ref)
-    assert results.attempted > 0
-    assert results.failed == 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +12,6 @@ import numpy as np
 import pytest
 from matplotlib.axes import Axes
 
-from dropoutlib import plots
 from dropoutlib.plots import (
     COLORS,
     LINESTYLES,
@@ -139,9 +137,3 @@ def test_sample_figure_renders_at_110_dpi(tmp_path: Path) -> None:
     fig.savefig(path)
     width, height = plt.imread(path).shape[1::-1]
     assert (width, height) == (round(6.4 * 110), round(4.0 * 110))
-
-
-def test_doctests() -> None:
-    results = doctest.testmod(plots)
-    assert results.attempted > 0
-    assert results.failed == 0

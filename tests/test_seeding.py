@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import doctest
 import random
 
 import numpy as np
 import pytest
 import torch
 
-from dropoutlib import seeding
 from dropoutlib.seeding import MAX_SEED, seed_everything
 
 
@@ -77,9 +75,3 @@ def test_bad_seed_is_refused_naming_the_value(seed: object, error: type, fragmen
     with pytest.raises(error, match="seed must be") as info:
         seed_everything(seed)  # type: ignore[arg-type]
     assert fragment in str(info.value)
-
-
-def test_doctests() -> None:
-    results = doctest.testmod(seeding)
-    assert results.attempted > 0
-    assert results.failed == 0

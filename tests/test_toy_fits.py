@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import doctest
-
 import pytest
 import torch
 from torch import nn
 
 import dropoutlib
-from dropoutlib import toy_fits
 from dropoutlib.toy_fits import (
     bagged_ensemble,
     count_droppable_units,
     fit_toy_regression,
     total_variation,
 )
-
-
-def test_doctests() -> None:
-    results = doctest.testmod(toy_fits)
-    assert results.failed == 0 and results.attempted > 0
 
 
 @pytest.mark.parametrize(

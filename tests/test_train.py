@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import doctest
 import math
 import re
 from pathlib import Path
@@ -12,7 +11,6 @@ import pytest
 import torch
 from torch import nn
 
-from dropoutlib import train
 from dropoutlib.data import Split, load_digits, toy_regression
 from dropoutlib.models import mlp
 from dropoutlib.seeding import seed_everything
@@ -278,9 +276,3 @@ def test_bad_model_data_and_task_combinations(digits: Split) -> None:
         fit(mlp(1, [8], 3), toy_regression(), epochs=1, task="regression")
     with pytest.raises(ValueError, match="task must be one of"):
         evaluate(nn.Identity(), torch.zeros(2, 1), torch.zeros(2, 1), task="mse")
-
-
-def test_doctests() -> None:
-    results = doctest.testmod(train, optionflags=doctest.ELLIPSIS)
-    assert results.attempted > 0
-    assert results.failed == 0
