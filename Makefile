@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 JB_BUILD := $(BIN)/jupyter-book build . -W --keep-going
 CH ?=
 
-.PHONY: help install book test lint chapter chapters check-pairing timings student clean
+.PHONY: help install book test lint chapter chapters check-pairing timings student student-notebooks clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -46,6 +46,12 @@ check-pairing: $(STAMP)  ## fail if a chapter's source and its notebook differ i
 
 timings: $(STAMP)  ## execute every notebook in a fresh kernel and print a table of times
 	$(BIN)/python tools/chapters.py time
+
+student: $(STAMP)  ## build the student edition of the site, every solution removed, into _build/student/html
+	$(BIN)/python tools/student.py site
+
+student-notebooks: $(STAMP)  ## write the exercise notebooks (solutions replaced by stubs) into _build/student-notebooks
+	$(BIN)/python tools/student.py notebooks
 
 clean:  ## remove the built site and caches (keeps .venv)
 	rm -rf _build .pytest_cache .ruff_cache .hypothesis test-artifacts
