@@ -8,13 +8,17 @@ import numpy as np
 import pytest
 import torch
 from stubs import STUBS
+from torch import nn
 
 from dropoutlib.exercises.overfitting import (
+    check_collapsed_line,
     check_expected_kept_units,
     check_mask_probability,
     check_subnetwork_count,
     check_total_variation,
+    check_underfitting,
 )
+from dropoutlib.toy_fits import total_variation
 
 CHECKS = [check_subnetwork_count, check_mask_probability, check_expected_kept_units,
           check_total_variation]
@@ -178,3 +182,162 @@ def test_total_variation_check_does_not_let_the_answer_change_its_curves():
         return result
 
     check_total_variation(destructive)  # each call gets its own copy: still correct
+
+
+# --- too much dropout: underfitting ------------------------------------------------------------------
+
+NEW_CHECKS = [check_underfitting, check_collapsed_line]
+
+
+@pytest.mark.parametrize("check", NEW_CHECKS)
+@pytest.mark.parametrize("stub", STUBS)
+def test_new_checks_never_pass_a_stub(check, stub):
+    with pytest.raises(AssertionError, match="NotImplementedError|forget the `return`"):
+        check(stub)
+
+
+@pytest.mark.parametrize("check", NEW_CHECKS)
+@pytest.mark.parametrize("not_a_function", [3, "a fit", None, nn.Linear])
+def test_new_checks_reject_what_is_not_a_function(check, not_a_function):
+    with pytest.raises(TypeError, match="a function"):
+        check(not_a_function)
+
+
+def _underfits(fit, line_train, line_tv):
+    return fit.train_loss > line_train and fit.roughness < line_tv
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        _underfits,
+        lambda fit, lt, lv: np.bool_(fit.train_loss > lt) & np.bool_(fit.roughness < lv),
+        lambda fit, lt, lv: torch.tensor(fit.train_loss > lt and total_variation(fit.prediction) < lv),
+        lambda fit, lt, lv: not (fit.train_loss <= lt or fit.roughness >= lv),
+    ],
+)
+def test_underfitting_references_pass(answer, capsys):
+    check_underfitting(answer)
+    assert "Correct" in capsys.readouterr().out
+
+
+UNDERFITTING_MISTAKES = [
+    (lambda f, lt, lv: f.train_loss > lt, "training loss only"),
+    (lambda f, lt, lv: f.roughness < lv, "total variation only"),
+    (lambda f, lt, lv: f.train_loss < lt and f.roughness < lv, "training-loss comparison is reversed"),
+    (lambda f, lt, lv: f.train_loss > lt and f.roughness > lv, "total-variation comparison is reversed"),
+    (lambda f, lt, lv: f.test_loss > lt and f.roughness < lv, "TEST loss"),
+    (lambda f, lt, lv: f.train_loss > lt or f.roughness < lv, "EITHER sign"),
+    (lambda f, lt, lv: f.train_loss < lt and f.roughness > lv, "you flag the OVERFIT"),
+    (lambda f, lt, lv: False, "never says True"),
+    (lambda f, lt, lv: True, "always says True"),
+    (lambda f, lt, lv: f.train_loss > 2 * lt and f.roughness < lv, "your function says False, expected True"),
+]
+
+
+@pytest.mark.parametrize(("answer", "message"), UNDERFITTING_MISTAKES)
+def test_underfitting_mistakes_are_named(answer, message):
+    with pytest.raises(AssertionError, match=message):
+        check_underfitting(answer)
+
+
+def test_underfitting_messages_are_distinct():
+    fragments = [message for _, message in UNDERFITTING_MISTAKES]
+    assert len(set(fragments)) == len(fragments)
+    messages = set()
+    for answer, _ in UNDERFITTING_MISTAKES:
+        with pytest.raises(AssertionError) as caught:
+            check_underfitting(answer)
+        messages.add(str(caught.value))
+    assert len(messages) == len(UNDERFITTING_MISTAKES)
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (lambda f, lt, lv: f, "should return True or False, got ToyFit"),
+        (lambda f, lt, lv: 1, "should return True or False, got 1"),
+        (lambda f, lt, lv: "yes", "should return True or False"),
+    ],
+)
+def test_underfitting_wants_a_verdict(answer, message):
+    with pytest.raises(AssertionError, match=message):
+        check_underfitting(answer)
+
+
+def test_the_chapter_fits_at_high_p_underfit():
+    """The cases of the check are made-up fits: the rule also holds for the chapter's numbers."""
+    from dropoutlib.exercises.overfitting import _LINE_TRAIN, _underfitting_cases
+
+    cases = _underfitting_cases()
+    assert [round(f.roughness, 4) for f in cases] == [6.59, 0.198, 2.7, 5.1, 2.0, 1.38]
+    assert sum(_underfits(f, _LINE_TRAIN, 3.0) for f in cases) == 2
+
+
+# --- the demo as printed: a network without activations is a line -----------------------------------
+
+
+def _collapse(model):
+    slope, shift = torch.ones(1, 1), torch.zeros(1)
+    for layer in model:
+        if isinstance(layer, nn.Linear):
+            slope, shift = layer.weight @ slope, layer.weight @ shift + layer.bias
+    return slope.item(), shift.item()
+
+
+def _collapse_by_evaluation(model):
+    with torch.no_grad():
+        b = model(torch.zeros(1, 1))
+        return torch.cat([model(torch.ones(1, 1)) - b, b]).flatten()
+
+
+def _linear_layers(model):
+    return [layer for layer in model if isinstance(layer, nn.Linear)]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [_collapse, _collapse_by_evaluation, lambda m: list(_collapse(m)),
+     lambda m: np.array(_collapse(m)), lambda m: tuple(torch.tensor(v) for v in _collapse(m))],
+)
+def test_collapsed_line_references_pass(answer, capsys):
+    check_collapsed_line(answer)
+    assert "Correct" in capsys.readouterr().out
+
+
+def _changes_the_weights(model):
+    result = _collapse(model)
+    with torch.no_grad():
+        _linear_layers(model)[0].weight.mul_(2)
+    return result
+
+
+COLLAPSE_MISTAKES = [
+    (lambda m: (_collapse(m)[0], 0.0), "returned the intercept 0"),
+    (lambda m: (_collapse(m)[0], _linear_layers(m)[-1].bias.item()), "only the output layer's bias"),
+    (lambda m: (_collapse(m)[0], sum(layer.bias.sum().item() for layer in _linear_layers(m))),
+     "added up the biases as they are"),
+    (lambda m: _collapse(m)[::-1], "returned \\(b, w\\)"),
+    (lambda m: (sum(_collapse(m)), _collapse(m)[1]), "f\\(1\\) = w \\+ b"),
+    (lambda m: (_collapse(m)[0], _collapse(m)[1] + 1), "right slope but intercept"),
+    (lambda m: (1.0, 2.0), "product of the weight matrices"),
+    (lambda m: m, "returned a model"),
+    (lambda m: _collapse(m)[0], "should return two numbers"),
+    (lambda m: (_collapse(m)[0], "b"), "should return a number"),
+    (_changes_the_weights, "changed the model's weights"),
+]
+
+
+@pytest.mark.parametrize(("answer", "message"), COLLAPSE_MISTAKES)
+def test_collapsed_line_mistakes_are_named(answer, message):
+    with pytest.raises(AssertionError, match=message):
+        check_collapsed_line(answer)
+
+
+def test_collapsed_line_messages_are_distinct():
+    messages = set()
+    for answer, _ in COLLAPSE_MISTAKES:
+        with pytest.raises(AssertionError) as caught:
+            check_collapsed_line(answer)
+        messages.add(str(caught.value).split(")) ", 1)[-1])
+    assert len(messages) == len(COLLAPSE_MISTAKES)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 
@@ -9,9 +10,16 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from stubs import STUBS
 
 from dropoutlib import dropout
-from dropoutlib.exercises.scratch import check_dropout, check_dropout_backward
+from dropoutlib.exercises.scratch import (
+    check_bitwise_dropout,
+    check_dropout,
+    check_dropout_backward,
+    check_zero_gradient_move,
+    check_zero_gradient_pairs,
+)
 
 
 def reference(x, p, training=True):
@@ -168,7 +176,7 @@ MISTAKES = [
     (multiplies_by_q, "multiplies kept units by 1-p"),
     (drops_with_one_minus_p, "drop with probability 1-p instead of p"),
     (one_mask_for_every_call, "reuse one mask for every call"),
-    (reseeds_inside, "reuse one mask for every call"),
+    (reseeds_inside, "reseed the random generator inside the function"),
     (one_mask_per_batch, "every row of a 200x50 batch the same mask"),
     (drops_in_eval, "dropout drops in training only"),
     (scales_in_eval, "evaluation mode must return the input unchanged"),
@@ -191,6 +199,21 @@ def test_each_mistake_fails_with_its_own_message(buggy, message):
     assert message in str(caught.value), str(caught.value)
     others = [m for b, m in MISTAKES if m != message]
     assert not any(m in str(caught.value) for m in others), str(caught.value)
+
+
+def test_mistake_fragments_are_pairwise_distinct():
+    fragments = [message for _, message in MISTAKES]
+    assert len(set(fragments)) == len(fragments)
+    for a in fragments:
+        for b in fragments:
+            assert a == b or a not in b, f"{a!r} is part of {b!r}"
+
+
+def test_the_mistakes_instructors_are_promised_are_all_covered():
+    """README ("For instructors") lists what check_dropout recognizes: each has its own buggy twin."""
+    promised = {no_scaling, scales_by_one_over_p, drops_with_one_minus_p, one_mask_for_every_call,
+                drops_in_eval, in_place, wrong_dtype, wrong_shape, gradient_not_masked}
+    assert promised <= {buggy for buggy, _ in MISTAKES}
 
 
 def stub_none(x, p, training=True):
@@ -308,3 +331,238 @@ def test_backward_stub_not_implemented_fails():
 
     with pytest.raises(AssertionError, match="NotImplementedError"):
         check_dropout_backward(stub)
+
+
+# --- the three newer checks: stubs and argument types ------------------------------------------------
+
+NEW_CHECKS = [check_bitwise_dropout, check_zero_gradient_pairs, check_zero_gradient_move]
+
+
+@pytest.mark.parametrize("check", NEW_CHECKS)
+@pytest.mark.parametrize("stub", STUBS)
+def test_new_checks_never_pass_a_stub(check, stub):
+    with pytest.raises(AssertionError, match="NotImplementedError|forget the `return`"):
+        check(stub)
+
+
+@pytest.mark.parametrize("check", NEW_CHECKS)
+@pytest.mark.parametrize("not_a_function", [0.5, "F.dropout", None, torch.nn.Dropout])
+def test_new_checks_reject_what_is_not_a_function(check, not_a_function):
+    with pytest.raises(TypeError, match="a function"):
+        check(not_a_function)
+
+
+# --- check_bitwise_dropout -----------------------------------------------------------------------
+
+
+def bitwise(x, p):
+    return x * torch.empty_like(x).bernoulli_(1 - p).div_(1 - p)
+
+
+def bitwise_in_steps(x, p):
+    mask = torch.empty_like(x)
+    mask.bernoulli_(1 - p)
+    mask.div_(1 - p)
+    return mask * x
+
+
+def test_bitwise_references_pass(capsys):
+    for answer in (bitwise, bitwise_in_steps):
+        check_bitwise_dropout(answer)
+        assert "bit for bit equal to F.dropout" in capsys.readouterr().out
+
+
+def _keep(x, p):
+    return torch.empty_like(x).bernoulli_(1 - p)
+
+
+def reseeds(x, p):
+    torch.manual_seed(0)
+    return bitwise(x, p)
+
+
+def draws_before(x, p):
+    torch.rand(1)
+    return bitwise(x, p)
+
+
+def bitwise_in_place(x, p):
+    return x.mul_(_keep(x, p).div_(1 - p))
+
+
+BITWISE_MISTAKES = [
+    (lambda x, p: F.dropout(x, p), "calls PyTorch's own dropout"),
+    (lambda x, p: torch.nn.Dropout(p)(x), "calls PyTorch's own dropout"),
+    (lambda x, p: x * _keep(x, p) / (1 - p), "you divide the product x \\* mask by 1-p"),
+    (lambda x, p: x * _keep(x, p) * (1 / (1 - p)), "your operations are not F.dropout's"),
+    (lambda x, p: x * _keep(x, p), "forgets the 1/\\(1-p\\) scaling"),
+    (lambda x, p: x * _keep(x, p) / p, "scales the kept values by 1/p"),
+    (lambda x, p: x * _keep(x, p) * (1 - p), "multiplies the kept values by 1-p"),
+    (lambda x, p: x * _keep(x, p) * 3, "multiplies the kept values by 3.0000"),
+    (lambda x, p: x * (torch.rand_like(x) >= p) / (1 - p), "torch.rand_like\\(x\\) >= p"),
+    (lambda x, p: x * (torch.rand_like(x) < 1 - p) / (1 - p), "torch.rand_like\\(x\\) < 1-p"),
+    (lambda x, p: x * torch.empty_like(x).bernoulli_(p).div_(1 - p), "draws bernoulli_\\(p\\)"),
+    (lambda x, p: x * (1 - _keep(x, p)) / (1 - p), "inverts the mask"),
+    (lambda x, p: x * torch.bernoulli(torch.full_like(x, 1 - p)).div_(1 - p),
+     "or torch.bernoulli\\(torch.full_like"),
+    (reseeds, "you seed inside the function"),
+    (draws_before, "draw nothing random before it"),
+    (bitwise_in_place, "changed x in place"),
+    (lambda x, p: bitwise(x, p).double(), "must keep the input's dtype"),
+    (lambda x, p: bitwise(x, p).flatten()[:-1], "must keep the input's shape"),
+    (lambda x, p: bitwise(x, p).tolist(), "return a torch.Tensor"),
+    (lambda x, p: x, "returned x unchanged"),
+]
+
+
+@pytest.mark.parametrize(("answer", "message"), BITWISE_MISTAKES)
+def test_bitwise_mistakes_are_named(answer, message):
+    with pytest.raises(AssertionError, match=message):
+        check_bitwise_dropout(answer)
+
+
+def test_bitwise_check_leaves_the_global_rng_alone():
+    torch.manual_seed(3)
+    expected = torch.rand(3)
+    torch.manual_seed(3)
+    check_bitwise_dropout(bitwise)
+    assert torch.equal(torch.rand(3), expected)
+
+
+# --- check_zero_gradient_pairs ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        lambda z, keep: ~keep | (z <= 0),
+        lambda z, keep: torch.logical_or(keep.logical_not(), torch.relu(z) == 0),
+        lambda z, keep: ((keep.double() * torch.relu(z)) == 0).numpy(),
+    ],
+)
+def test_zero_gradient_pairs_references_pass(answer, capsys):
+    check_zero_gradient_pairs(answer)
+    assert "a zero does not prove a unit was dropped" in capsys.readouterr().out
+
+
+def _pairs_in_place(z, keep):
+    keep.logical_not_()
+    return keep | (z <= 0)
+
+
+PAIR_MISTAKES = [
+    (lambda z, keep: ~keep, "you marked only the dropped pairs"),
+    (lambda z, keep: ~keep | (z < 0), "you left out z == 0"),
+    (lambda z, keep: z <= 0, "you marked only the inactive ReLUs"),
+    (lambda z, keep: z < 0, "you marked only the units with z < 0"),
+    (lambda z, keep: keep & (z <= 0), "only the kept units with an inactive ReLU"),
+    (lambda z, keep: ~keep & (z <= 0), "you ask for dropped AND inactive"),
+    (lambda z, keep: keep & (z > 0), "NOT zero"),
+    (lambda z, keep: keep.clone(), "you marked the kept pairs"),
+    (lambda z, keep: ~keep | (z <= -0.1), "is wrong for"),
+    (lambda z, keep: (~keep | (z <= 0)).any(dim=0), "returned shape \\(12,\\)"),
+    (lambda z, keep: (~keep | (z <= 0)).double(), "returned dtype torch.float64"),
+    (lambda z, keep: z, "returned its argument z unchanged"),
+    (lambda z, keep: keep, "returned its argument keep unchanged"),
+    (lambda z, keep: (~keep | (z <= 0)).tolist(), "should return a boolean tensor"),
+    (_pairs_in_place, "changed its arguments in place"),
+]
+
+
+@pytest.mark.parametrize(("answer", "message"), PAIR_MISTAKES)
+def test_zero_gradient_pairs_mistakes_are_named(answer, message):
+    with pytest.raises(AssertionError, match=message):
+        check_zero_gradient_pairs(answer)
+
+
+def test_zero_gradient_pairs_reference_is_measured_and_covers_every_case():
+    """The check's reference comes from autograd; it holds all four kinds of pairs, and z == 0."""
+    from dropoutlib.exercises.scratch import _relu_batches
+
+    for z, keep, zero in _relu_batches():
+        assert torch.equal(zero, ~keep | (z <= 0))
+        for kind in (keep & (z > 0), keep & (z < 0), ~keep & (z > 0), ~keep & (z <= 0), keep & (z == 0)):
+            assert kind.any()
+
+
+# --- check_zero_gradient_move ----------------------------------------------------------------------
+
+ZERO_COLUMN = torch.tensor([[0.0, 1.0, 1.0], [0.0, 1.0, 1.0]])
+
+
+def move(make_optimizer, measure="step", second_grad=ZERO_COLUMN, new_optimizer=False, steps=2):
+    w = torch.ones(2, 3, requires_grad=True)
+    optimizer = make_optimizer([w])
+    start = w.detach().clone()
+    for k, grad in enumerate((torch.ones(2, 3), second_grad, ZERO_COLUMN)[:steps]):
+        if k == 1 and new_optimizer:
+            optimizer = make_optimizer([w])
+        before = w.detach().clone()
+        view = w.detach()[:, 0]
+        w.grad = None if grad is None else grad.clone()
+        optimizer.step()
+        if k == 0:
+            after_first = w.detach().clone()
+    after = w.detach()
+    return {
+        "step": lambda: (after - before)[:, 0].abs().max().item(),
+        "view": lambda: (after[:, 0] - view).abs().max().item(),
+        "total": lambda: (after - start)[:, 0].abs().max().item(),
+        "first": lambda: (after_first - start)[:, 0].abs().max().item(),
+        "all": lambda: (after - before).abs().max().item(),
+        "signed": lambda: (after - before)[:, 0].min().item(),
+    }[measure]()
+
+
+def test_zero_gradient_move_reference_passes(capsys):
+    check_zero_gradient_move(move)
+    assert "momentum, Adam and weight decay move it" in capsys.readouterr().out
+
+
+MOVE_MISTAKES = [
+    (lambda make: 0.0, "you assumed that a zero gradient means no update"),
+    (lambda make: 0.1, "never calls make_optimizer"),
+    (functools.partial(move, measure="view"), "That is a view"),
+    (functools.partial(move, measure="total"), "over both steps"),
+    (functools.partial(move, measure="first"), "you measured the first step"),
+    (functools.partial(move, measure="all"), "largest change in all of W"),
+    (functools.partial(move, measure="signed"), "signed change"),
+    (functools.partial(move, new_optimizer=True), "a new optimizer for the second step"),
+    (functools.partial(move, second_grad=None), "W.grad is None"),
+    (functools.partial(move, second_grad=ZERO_COLUMN.T.reshape(2, 3).roll(1, 0).T.reshape(2, 3)),
+     "should be ones with zeros"),
+    (functools.partial(move, second_grad=torch.tensor([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]])), "ROW 0"),
+    (functools.partial(move, steps=3), "took 3 optimizer steps"),
+    (functools.partial(move, steps=1), "took 1 optimizer steps"),
+    (lambda make: move(make) + 0.01, "but column 0 moved by"),
+    (lambda make: "0.09", "should return a number"),
+]
+
+
+@pytest.mark.parametrize(("answer", "message"), MOVE_MISTAKES)
+def test_zero_gradient_move_mistakes_are_named(answer, message):
+    with pytest.raises(AssertionError, match=message):
+        check_zero_gradient_move(answer)
+
+
+def test_zero_gradient_move_catches_a_wrong_start_and_a_wrong_first_gradient():
+    def starts_at_zero(make):
+        w = torch.zeros(2, 3, requires_grad=True)
+        optimizer = make([w])
+        for grad in (torch.ones(2, 3), ZERO_COLUMN):
+            w.grad = grad
+            optimizer.step()
+        return 0.0
+
+    def first_gradient_twice(make):
+        w = torch.ones(2, 3, requires_grad=True)
+        optimizer = make([w])
+        for grad in (2 * torch.ones(2, 3), ZERO_COLUMN):
+            w.grad = grad
+            optimizer.step()
+        return 0.0
+
+    with pytest.raises(AssertionError, match="W should start as torch.ones"):
+        check_zero_gradient_move(starts_at_zero)
+    with pytest.raises(AssertionError, match="first step's gradient"):
+        check_zero_gradient_move(first_gradient_twice)

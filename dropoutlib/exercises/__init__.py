@@ -11,26 +11,41 @@ Example:
 from dropoutlib.exercises.inference import (
     check_all_ones_unit_std,
     check_dropout_module_modes,
+    check_dropout_unit_test,
     check_keep_prob_conversion,
     check_test_time_weight_scaling,
 )
 from dropoutlib.exercises.overfitting import (
+    check_collapsed_line,
     check_expected_kept_units,
     check_mask_probability,
     check_subnetwork_count,
     check_total_variation,
+    check_underfitting,
 )
-from dropoutlib.exercises.scratch import check_dropout, check_dropout_backward
+from dropoutlib.exercises.scratch import (
+    check_bitwise_dropout,
+    check_dropout,
+    check_dropout_backward,
+    check_zero_gradient_move,
+    check_zero_gradient_pairs,
+)
 
 __all__ = [
     "check_all_ones_unit_std",
+    "check_bitwise_dropout",
+    "check_collapsed_line",
     "check_dropout",
     "check_dropout_backward",
     "check_dropout_module_modes",
+    "check_dropout_unit_test",
     "check_expected_kept_units",
     "check_keep_prob_conversion",
     "check_mask_probability",
     "check_subnetwork_count",
     "check_test_time_weight_scaling",
     "check_total_variation",
+    "check_underfitting",
+    "check_zero_gradient_move",
+    "check_zero_gradient_pairs",
 ]

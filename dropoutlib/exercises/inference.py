@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -21,6 +22,7 @@ from dropoutlib.exercises._answers import as_number, call_answer, require_functi
 __all__ = [
     "check_all_ones_unit_std",
     "check_dropout_module_modes",
+    "check_dropout_unit_test",
     "check_keep_prob_conversion",
     "check_test_time_weight_scaling",
 ]
@@ -231,3 +233,137 @@ def check_all_ones_unit_std(unit_std: Callable[[int, float], float]) -> None:
             raise AssertionError(f"{where}: p and q are swapped (p drops, q = 1 - p keeps)")
         raise AssertionError(where)
     print("Correct: std = sqrt(n p / (1 - p)); 100 for n = 10,000 at p = 0.5.")
+
+
+# --- a unit test that catches the classic factor bugs ------------------------------------------------
+
+
+class _BuggyDropout(nn.Module):
+    """A dropout layer with one bug: it keeps a unit with probability ``keep(p)``, multiplies the
+    kept units by ``scale(p)`` in training, and multiplies its input by ``eval_scale(p)`` in
+    evaluation mode (or, with ``drops_in_eval``, keeps behaving as in training)."""
+
+    def __init__(self, p: float, keep: Callable[[float], float], scale: Callable[[float], float],
+                 eval_scale: Callable[[float], float] = lambda p: 1.0,
+                 drops_in_eval: bool = False) -> None:
+        super().__init__()
+        self.p = p
+        self._keep, self._scale, self._eval_scale = keep, scale, eval_scale
+        self._drops_in_eval = drops_in_eval
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training or self._drops_in_eval:
+            keep = self._keep(self.p)
+            if keep >= 1:  # no division by zero in the buggy scales at p = 0 or 1
+                return x * 1.0
+            mask = (torch.rand_like(x) < keep).to(x.dtype)
+            return x * mask * (self._scale(self.p) if keep > 0 else 0.0)
+        return x * self._eval_scale(self.p)
+
+
+def _inverse(value: float) -> float:
+    return 1.0 / value if value > 0 else 0.0
+
+
+# (the buggy layer, what is wrong with it, whether p = 0.5 hides the bug)
+_BUGGY_LAYERS = [
+    (lambda p: _BuggyDropout(p, lambda p: 1 - p, _inverse),
+     "scales the kept units by 1/p (\"the inverse of the dropout rate\") instead of 1/(1-p)", True),
+    (lambda p: _BuggyDropout(p, lambda p: 1 - p, lambda p: 1.0),
+     "forgets the 1/(1-p) scaling in training: check the kept values, or the mean", False),
+    (lambda p: _BuggyDropout(p, lambda p: p, lambda p: _inverse(1 - p)),
+     "drops a unit with probability 1-p instead of p: check the fraction of zeros", True),
+    (lambda p: _BuggyDropout(p, lambda p: p, _inverse),
+     "drops a fraction 1-p of the units and scales the survivors by 1/p: its mean is right, so a "
+     "test of the mean alone cannot see it; check the fraction of zeros too", True),
+    (lambda p: _BuggyDropout(p, lambda p: 1 - p, lambda p: _inverse(1 - p), drops_in_eval=True),
+     "still drops in evaluation mode: call layer.eval() and check that the output equals the input",
+     False),
+    (lambda p: _BuggyDropout(p, lambda p: 1 - p, lambda p: _inverse(1 - p),
+                             eval_scale=lambda p: 1 - p),
+     "multiplies by 1-p in evaluation mode, a test-time weight factor on top of inverted "
+     "dropout's scaling: in evaluation mode the output must equal the input", False),
+]
+
+
+class _LayerMaker:
+    """``make_dropout(p)`` for the student's test; remembers the values of p it was called with."""
+
+    def __init__(self, build: Callable[[float], nn.Module]) -> None:
+        self.build = build
+        self.ps: list[float] = []
+
+    def __call__(self, p: float) -> nn.Module:
+        self.ps.append(float(p))
+        return self.build(float(p))
+
+
+def _run_unit_test(unit_test: Callable[..., Any], build: Callable[[float], nn.Module], seed: int,
+                   what: str) -> tuple[BaseException | None, list[float]]:
+    """Run the student's test on one layer: the exception it raised (None if it passed), and the ps."""
+    maker = _LayerMaker(build)
+    torch.manual_seed(seed)
+    try:
+        result = unit_test(maker)
+    except NotImplementedError:
+        raise AssertionError("your unit test raises NotImplementedError: write its body first") from None
+    except Exception as error:  # any exception means that the test failed the layer
+        return error, maker.ps
+    if result is not None and result is not Ellipsis:
+        raise AssertionError(
+            f"your unit test returned {result!r} on {what}: a test says 'wrong' by raising "
+            "AssertionError (write `assert ...`), and returns nothing when the layer is right"
+        )
+    return None, maker.ps
+
+
+def check_dropout_unit_test(unit_test: Callable[..., Any]) -> None:
+    """Check a unit test for dropout layers: it must pass ``nn.Dropout`` and fail every buggy layer.
+
+    ``unit_test(make_dropout)`` builds a layer with ``make_dropout(p)``, for a drop probability ``p``
+    of its choice, and raises ``AssertionError`` if the layer does not behave like
+    ``torch.nn.Dropout(p)``: in training mode, zero each unit with probability ``p`` and multiply the
+    kept units by ``1/(1-p)``; in evaluation mode (``layer.eval()``), return the input unchanged.
+    The check runs the test on ``torch.nn.Dropout`` (with three seeds: a random layer needs a
+    tolerance) and on six buggy layers: scale ``1/p``, no scale, drop with probability ``1-p``,
+    drop ``1-p`` and scale ``1/p`` (the mean stays right), still dropping in evaluation mode, and a
+    factor ``1-p`` in evaluation mode. Three of them are exactly right at ``p = 0.5``.
+
+    Example:
+        >>> def unit_test(make_dropout):
+        ...     p, n = 0.2, 100_000
+        ...     layer, x = make_dropout(p), torch.ones(n)
+        ...     out = layer.train()(x)
+        ...     dropped = (out == 0).float().mean().item()
+        ...     assert abs(dropped - p) < 5 * math.sqrt(p * (1 - p) / n), f"dropped {dropped:.3f}"
+        ...     assert torch.allclose(out[out != 0], torch.tensor(1 / (1 - p))), "kept units: 1/(1-p)"
+        ...     assert torch.equal(layer.eval()(x), x), "eval mode must return the input"
+        >>> check_dropout_unit_test(unit_test)
+        Correct: your test passes nn.Dropout and catches all 6 buggy layers.
+    """
+    require_function(unit_test, "unit_test(make_dropout)")
+    with torch.random.fork_rng(devices=[]):
+        used = []
+        for seed in (0, 1, 2):
+            error, ps = _run_unit_test(unit_test, nn.Dropout, seed, "torch.nn.Dropout")
+            used += ps
+            if error is not None:
+                detail = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+                raise AssertionError(
+                    f"your unit test fails the correct torch.nn.Dropout (seed {seed}) with "
+                    f"{detail}. The masks are random: compare fractions and means with a tolerance "
+                    "of several standard errors, on enough units"
+                )
+        if not used:
+            raise AssertionError(
+                "your unit test never builds a layer with make_dropout(p): it accepts any layer"
+            )
+        for build, bug, hidden_at_half in _BUGGY_LAYERS:
+            error, ps = _run_unit_test(unit_test, build, 0, "a buggy layer")
+            if error is None:
+                hint = ""
+                if hidden_at_half and ps and all(p == 0.5 for p in ps):
+                    hint = (" (your test uses only p = 0.5, where p = 1-p and 1/p = 1/(1-p) = 2, so "
+                            "this bug gives exactly the right numbers; test at a p such as 0.2)")
+                raise AssertionError(f"your unit test accepts a layer that {bug}{hint}")
+    print(f"Correct: your test passes nn.Dropout and catches all {len(_BUGGY_LAYERS)} buggy layers.")

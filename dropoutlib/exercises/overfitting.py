@@ -11,16 +11,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
+import numpy as np
 import torch
+from torch import nn
 
-from dropoutlib.exercises._answers import as_number, call_answer, require_function
+from dropoutlib.exercises._answers import as_number, call_answer, describe, require_function
+from dropoutlib.models import mlp
+from dropoutlib.toy_fits import ToyFit, total_variation
 
 __all__ = [
+    "check_collapsed_line",
     "check_expected_kept_units",
     "check_mask_probability",
     "check_subnetwork_count",
     "check_total_variation",
+    "check_underfitting",
 ]
 
 
@@ -240,3 +247,225 @@ def check_total_variation(total_variation: Callable[[torch.Tensor], float]) -> N
             )
         raise AssertionError(f"{call} returned {got:.4g}, expected {want:.4g}")
     print("Correct: the total variation sums |f(x_{i+1}) - f(x_i)|; a wiggle costs twice its height.")
+
+
+# --- too much dropout: telling an underfit from an overfit -------------------------------------------
+
+_LINE_TRAIN, _LINE_TV = 0.3052, 3.0  # the true line of chapter 1: training MSE and total variation
+
+
+def _toy_fit(label: str, train_loss: float, test_loss: float, roughness: float) -> ToyFit:
+    """A made-up fit whose prediction on a 200-point grid has total variation ``roughness``."""
+    x = torch.linspace(-1.0, 1.0, 200, dtype=torch.float64)
+    shape = 0.6 * x + (0.4 * torch.sin(7.0 * x) if roughness > 3.5 else 0.0)
+    prediction = (shape * roughness / total_variation(shape)).float()
+    return ToyFit(label=label, p=0.0, seed=0, prediction=prediction, train_loss=train_loss,
+                  test_loss=test_loss, roughness=total_variation(prediction), n_parameters=81_001)
+
+
+def _underfitting_cases() -> list[ToyFit]:
+    return [
+        _toy_fit("a fit through all ten points (like p = 0)", 0.0, 0.316, 6.59),
+        _toy_fit("a nearly flat fit (like p = 0.9)", 0.994, 0.741, 0.198),
+        _toy_fit("the least-squares line", 0.284, 0.095, 2.70),
+        _toy_fit("a wiggly fit that misses the points", 0.520, 0.610, 5.10),
+        _toy_fit("a smooth fit that is off between the points", 0.250, 0.350, 2.00),
+        _toy_fit("a flattened fit (like p = 0.8)", 0.462, 0.282, 1.38),
+    ]
+
+
+def _as_verdict(value: Any, call: str) -> bool:
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and value.dtype == torch.bool:
+        return bool(value.item())
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    raise AssertionError(f"{call} should return True or False, got {describe(value)}")
+
+
+# What each wrong rule answers on the six cases above, and what is wrong with it. The cases are
+# chosen so that every rule gives a different pattern of answers (the tests check this).
+_UNDERFITTING_MISTAKES = [
+    (
+        lambda f, lt, lv: f.train_loss > lt,
+        "you looked at the training loss only: a fit that misses the points while wiggling more "
+        "than the line is not too simple, it is wrong in another way; underfitting here means "
+        "worse than the line on the training points AND flatter than it",
+    ),
+    (
+        lambda f, lt, lv: f.roughness < lv,
+        "you looked at the total variation only: a curve flatter than the true line can still fit "
+        "the training points better than the line does (the least-squares line does); compare the "
+        "training losses too",
+    ),
+    (
+        lambda f, lt, lv: f.train_loss < lt and f.roughness < lv,
+        "the training-loss comparison is reversed: an underfit is WORSE than the true line on the "
+        "training points (a higher loss), it cannot even capture the signal",
+    ),
+    (
+        lambda f, lt, lv: f.train_loss > lt and f.roughness > lv,
+        "the total-variation comparison is reversed: an underfit is FLATTER than the true line "
+        "(a lower total variation), not wigglier",
+    ),
+    (
+        lambda f, lt, lv: f.test_loss > lt and f.roughness < lv,
+        "you compared the fit's TEST loss with the line's training loss: underfitting shows on the "
+        "training points (the model cannot fit even them), so compare training loss with training "
+        "loss",
+    ),
+    (
+        lambda f, lt, lv: f.train_loss > lt or f.roughness < lv,
+        "you flag a fit when EITHER sign is there; ask for both (and, not or): worse on the "
+        "training points and flatter",
+    ),
+    (
+        lambda f, lt, lv: f.train_loss < lt and f.roughness > lv,
+        "you flag the OVERFIT: better than the true line on the training points and wigglier is "
+        "what fitting the noise looks like; an underfit is the opposite on both counts",
+    ),
+    (lambda f, lt, lv: False, "your function never says True: it misses the flat fits"),
+    (lambda f, lt, lv: True, "your function always says True: it flags the overfit too"),
+]
+
+
+def check_underfitting(underfits: Callable[[ToyFit, float, float], bool]) -> None:
+    """Check a function that tells whether a fit of chapter 1 underfits.
+
+    ``underfits(fit, line_train, line_tv)`` gets a :class:`~dropoutlib.toy_fits.ToyFit` (as
+    returned by :func:`~dropoutlib.toy_fits.fit_toy_regression`), the training MSE of the true line
+    and the line's total variation. A fit underfits when it is both worse than the true line on the
+    training points (``fit.train_loss > line_train``: it misses even the signal) and flatter than it
+    (``fit.roughness < line_tv``). The check tries six fits, from one through every point to a
+    nearly flat one, and names the rule the answers reveal when they are wrong.
+
+    Example:
+        >>> def underfits(fit, line_train, line_tv):
+        ...     return fit.train_loss > line_train and fit.roughness < line_tv
+        >>> check_underfitting(underfits)
+        Correct: an underfit is worse than the true line on the training points and flatter.
+    """
+    require_function(underfits, "underfits")
+    cases = _underfitting_cases()
+    got = []
+    for fit in cases:
+        call = f"underfits(<{fit.label}>, line_train={_LINE_TRAIN}, line_tv={_LINE_TV})"
+        got.append(_as_verdict(call_answer(underfits, fit, _LINE_TRAIN, _LINE_TV), call))
+    want = [f.train_loss > _LINE_TRAIN and f.roughness < _LINE_TV for f in cases]
+    if got != want:
+        for rule, mistake in _UNDERFITTING_MISTAKES:
+            if got == [bool(rule(f, _LINE_TRAIN, _LINE_TV)) for f in cases]:
+                raise AssertionError(mistake)
+        fit, answer = next((f, g) for f, g, w in zip(cases, got, want, strict=True) if g != w)
+        raise AssertionError(
+            f"for {fit.label} (training MSE {fit.train_loss:.3f}, total variation "
+            f"{fit.roughness:.2f}; the line: {_LINE_TRAIN:.3f} and {_LINE_TV:.0f}) your function "
+            f"says {answer}, expected {not answer}"
+        )
+    print("Correct: an underfit is worse than the true line on the training points and flatter.")
+
+
+# --- the demo as printed: a network without activations is a straight line ---------------------------
+
+
+def _linear_networks() -> list[tuple[str, nn.Sequential]]:
+    """Networks without activations, as ``mlp(..., activation=nn.Identity)`` builds them."""
+    networks = []
+    with torch.random.fork_rng(devices=[]):
+        for seed, hidden in enumerate(([3], [4, 5], [200, 200, 200], [])):
+            torch.manual_seed(seed)
+            networks.append((f"mlp(1, {hidden}, 1, activation=nn.Identity)",
+                             mlp(1, hidden, 1, activation=nn.Identity)))
+    return networks
+
+
+def _affine_parts(model: nn.Module) -> tuple[float, float, dict[str, float]]:
+    """Slope, intercept (float64) and the values that typical wrong answers give for them."""
+    layers = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    slope = torch.ones(1, 1, dtype=torch.float64)
+    shift = torch.zeros(1, dtype=torch.float64)
+    for layer in layers:
+        weight, bias = layer.weight.detach().double(), layer.bias.detach().double()
+        slope, shift = weight @ slope, weight @ shift + bias
+    wrong = {
+        "last bias": layers[-1].bias.item(),
+        "sum of biases": sum(layer.bias.double().sum().item() for layer in layers),
+    }
+    return slope.item(), shift.item(), wrong
+
+
+def _line_close(got: float, want: float) -> bool:
+    return math.isclose(got, want, rel_tol=1e-4, abs_tol=1e-6)
+
+
+def check_collapsed_line(collapse: Callable[[nn.Module], tuple[float, float]]) -> None:
+    """Check a function that finds the straight line a network without activations computes.
+
+    Without activations every layer is affine, ``a -> W a + b``, and so is their composition: the
+    network ``mlp(1, hidden, 1, activation=nn.Identity)`` computes ``w x + b`` for one slope ``w``
+    and one intercept ``b``, however many layers it has. ``collapse(model)`` returns ``(w, b)`` as
+    two numbers, from the ``Linear`` layers' weights and biases (``a -> W a + b`` applied to the
+    slope and the intercept layer by layer) or from the model's outputs. Its predictions on a grid
+    then lie on a line: their second differences are zero. The check tries four such networks (one
+    of them the demo's 1-200-200-200-1) and leaves their weights as they were.
+
+    Example:
+        >>> def collapse(model):
+        ...     with torch.no_grad():
+        ...         b = model(torch.zeros(1, 1)).item()
+        ...         return model(torch.ones(1, 1)).item() - b, b
+        >>> check_collapsed_line(collapse)
+        Correct: without activations the network is one affine map, x -> w x + b.
+    """
+    require_function(collapse, "collapse")
+    for name, model in _linear_networks():
+        state = {key: value.clone() for key, value in model.state_dict().items()}
+        call = f"collapse({name})"
+        result = call_answer(collapse, model)
+        if any(not torch.equal(value, model.state_dict()[key]) for key, value in state.items()):
+            raise AssertionError(f"{call} changed the model's weights: read them, do not modify them")
+        if isinstance(result, nn.Module):
+            raise AssertionError(f"{call} returned a model; return the two numbers (w, b)")
+        if isinstance(result, torch.Tensor | np.ndarray) and math.prod(result.shape) == 2:
+            result = tuple(result.reshape(-1))
+        if not isinstance(result, tuple | list) or len(result) != 2:
+            raise AssertionError(
+                f"{call} should return two numbers, the slope and the intercept (w, b); got "
+                f"{describe(result)}"
+            )
+        w = as_number(result[0], f"{call}[0] (the slope)")
+        b = as_number(result[1], f"{call}[1] (the intercept)")
+        want_w, want_b, wrong = _affine_parts(model)
+        if _line_close(w, want_w) and _line_close(b, want_b):
+            continue
+        if _line_close(w, want_b) and _line_close(b, want_w):
+            raise AssertionError(f"{call} returned (b, w): return the slope first, then the intercept")
+        if _line_close(w, want_w + want_b):
+            raise AssertionError(
+                f"{call} returned the slope {w:.4g} = f(1) = w + b: the output at x = 1 includes the "
+                f"intercept; the slope is f(1) - f(0) = {want_w:.4g}"
+            )
+        if _line_close(w, want_w):
+            if b == 0:
+                raise AssertionError(
+                    f"{call} returned the intercept 0, as if the biases did not count: the "
+                    f"output at x = 0 is f(0) = b = {want_b:.4g}, which the biases make nonzero"
+                )
+            if _line_close(b, wrong["last bias"]):
+                raise AssertionError(
+                    f"{call} returned only the output layer's bias as the intercept: the hidden "
+                    f"layers' biases pass through the later layers' weights too (a -> W a + b, "
+                    f"layer by layer), giving b = {want_b:.4g}"
+                )
+            if _line_close(b, wrong["sum of biases"]):
+                raise AssertionError(
+                    f"{call} added up the biases as they are: each bias is multiplied by the "
+                    f"weights of every layer after it (a -> W a + b, layer by layer), giving "
+                    f"b = {want_b:.4g}"
+                )
+            raise AssertionError(f"{call} has the right slope but intercept {b:.4g}; expected "
+                                 f"{want_b:.4g}")
+        raise AssertionError(
+            f"{call} returned (w, b) = ({w:.4g}, {b:.4g}), expected ({want_w:.4g}, {want_b:.4g}): "
+            f"the slope is the product of the weight matrices, W_L ... W_2 W_1"
+        )
+    print("Correct: without activations the network is one affine map, x -> w x + b.")
