@@ -8,6 +8,11 @@ Example:
     >>> from dropoutlib.exercises import check_keep_prob_conversion
 """
 
+from dropoutlib.exercises.activations import (
+    check_active_units,
+    check_dead_unit_fraction,
+    check_dropout_noise_variance,
+)
 from dropoutlib.exercises.inference import (
     check_all_ones_unit_std,
     check_dropout_module_modes,
@@ -32,6 +37,9 @@ from dropoutlib.exercises.scratch import (
 )
 
 __all__ = [
+    "check_active_units",
+    "check_dead_unit_fraction",
+    "check_dropout_noise_variance",
     "check_all_ones_unit_std",
     "check_bitwise_dropout",
     "check_collapsed_line",
