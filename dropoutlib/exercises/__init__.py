@@ -13,6 +13,11 @@ from dropoutlib.exercises.activations import (
     check_dead_unit_fraction,
     check_dropout_noise_variance,
 )
+from dropoutlib.exercises.coadaptation import (
+    check_ablation_importance,
+    check_copies_equilibrium,
+    check_gini,
+)
 from dropoutlib.exercises.inference import (
     check_all_ones_unit_std,
     check_dropout_module_modes,
@@ -37,7 +42,9 @@ from dropoutlib.exercises.scratch import (
 )
 
 __all__ = [
+    "check_ablation_importance",
     "check_active_units",
+    "check_copies_equilibrium",
     "check_dead_unit_fraction",
     "check_dropout_noise_variance",
     "check_all_ones_unit_std",
@@ -48,6 +55,7 @@ __all__ = [
     "check_dropout_module_modes",
     "check_dropout_unit_test",
     "check_expected_kept_units",
+    "check_gini",
     "check_keep_prob_conversion",
     "check_mask_probability",
     "check_subnetwork_count",
