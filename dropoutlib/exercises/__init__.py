@@ -18,6 +18,11 @@ from dropoutlib.exercises.coadaptation import (
     check_copies_equilibrium,
     check_gini,
 )
+from dropoutlib.exercises.ensemble import (
+    check_exact_average,
+    check_normalized_geometric_mean,
+    check_renormalized_drop_rate,
+)
 from dropoutlib.exercises.inference import (
     check_all_ones_unit_std,
     check_dropout_module_modes,
@@ -54,10 +59,13 @@ __all__ = [
     "check_dropout_backward",
     "check_dropout_module_modes",
     "check_dropout_unit_test",
+    "check_exact_average",
     "check_expected_kept_units",
     "check_gini",
     "check_keep_prob_conversion",
     "check_mask_probability",
+    "check_normalized_geometric_mean",
+    "check_renormalized_drop_rate",
     "check_subnetwork_count",
     "check_test_time_weight_scaling",
     "check_total_variation",
