@@ -38,6 +38,12 @@ from dropoutlib.exercises.overfitting import (
     check_total_variation,
     check_underfitting,
 )
+from dropoutlib.exercises.regularization import (
+    check_dropout_penalty,
+    check_dropout_ridge_solution,
+    check_equivalent_weight_decay,
+    check_standard_dropout_loss,
+)
 from dropoutlib.exercises.scratch import (
     check_bitwise_dropout,
     check_dropout,
@@ -52,6 +58,8 @@ __all__ = [
     "check_copies_equilibrium",
     "check_dead_unit_fraction",
     "check_dropout_noise_variance",
+    "check_dropout_penalty",
+    "check_dropout_ridge_solution",
     "check_all_ones_unit_std",
     "check_bitwise_dropout",
     "check_collapsed_line",
@@ -59,6 +67,7 @@ __all__ = [
     "check_dropout_backward",
     "check_dropout_module_modes",
     "check_dropout_unit_test",
+    "check_equivalent_weight_decay",
     "check_exact_average",
     "check_expected_kept_units",
     "check_gini",
@@ -66,6 +75,7 @@ __all__ = [
     "check_mask_probability",
     "check_normalized_geometric_mean",
     "check_renormalized_drop_rate",
+    "check_standard_dropout_loss",
     "check_subnetwork_count",
     "check_test_time_weight_scaling",
     "check_total_variation",
