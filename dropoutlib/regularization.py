@@ -659,7 +659,7 @@ def wide_unit_experiment(
     The unit is ``nn.Dropout(p)`` followed by ``nn.Linear(n_inputs, 1, bias=False)`` (built by
     :func:`dropoutlib.inference.all_ones_unit`, then given PyTorch's default initial weights, drawn
     with ``seed``). The data are ``n_train`` examples of independent standard normal inputs and the
-    target :math:`y = rac{1}{\sqrt{d}}\sum_j x_j + arepsilon`, :math:`arepsilon \sim
+    target :math:`y = \frac{1}{\sqrt{d}}\sum_j x_j + \varepsilon`, :math:`\varepsilon \sim
     \mathcal N(0, 0.5^2)`: the all-ones unit's output, scaled down. Three runs of ``steps`` full-batch
     SGD steps, all from the same initial weights and at the same learning rate
     (:func:`stable_learning_rate` at ``p``): without dropout, with dropout ``p``, and without dropout
