@@ -12,21 +12,12 @@ from __future__ import annotations
 import functools
 
 import pytest
-import torch
 
 from dropoutlib.coadaptation import HANDICAPS, N_HANDICAPPED, train_copies, train_handicapped
 
 SEEDS = [0, 1, 2, 3, 4]
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """The networks are tiny: one thread is faster than two (as in the chapter)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @functools.cache

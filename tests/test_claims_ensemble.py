@@ -31,7 +31,7 @@ SEEDS = [0, 1, 2, 3, 4]
 KS = (1, 2, 3, 5, 10, 20, 30, 50, 100, 200, 500, 1000)  # as in the chapter
 REPEATS = 50
 P = 0.5
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
 
 @dataclass
@@ -83,7 +83,6 @@ def _summarize(model, seed: int) -> tuple[Run, SubnetworkTable]:
 @functools.cache
 def _seed(seed: int) -> dict:
     """Both networks of the chapter for one seed, the Jensen measurements and exercise 5's network."""
-    torch.set_num_threads(1)
     data = _data()
     shallow, _ = train_net("shallow", seed, data=data)
     deep, _ = train_net("deep", seed, data=data)

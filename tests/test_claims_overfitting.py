@@ -29,16 +29,8 @@ from dropoutlib.toy_fits import (
 
 SEEDS = [0, 1, 2, 3, 4]
 P_GRID = (0.0, 0.2, 0.4, 0.5, 0.6, 0.8, 0.9)  # the chapter's grid
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """The networks are tiny: one thread is faster than two (as in the chapter)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @functools.cache
