@@ -41,8 +41,12 @@ EXERCISE = re.compile(r"^\s*(`{3,}|:{3,})\s*\{exercise(?:-start)?\}\s*(?P<title>
 LABEL = re.compile(r"^:label:\s*(\S+)")
 
 
+TYPOGRAPHIC_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'})
+
+
 def normalize(text: str) -> str:
-    return " ".join(text.split())
+    """Collapse whitespace and fold the curly quotes Sphinx typesets back to straight ones."""
+    return " ".join(text.translate(TYPOGRAPHIC_QUOTES).split())
 
 
 def output_text(cell: nbformat.NotebookNode) -> str:
