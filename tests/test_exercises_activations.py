@@ -6,29 +6,12 @@ import math
 
 import numpy as np
 import pytest
-from stubs import STUBS
 
 from dropoutlib.exercises.activations import (
     check_active_units,
     check_dead_unit_fraction,
     check_dropout_noise_variance,
 )
-
-CHECKS = [check_active_units, check_dead_unit_fraction, check_dropout_noise_variance]
-
-
-@pytest.mark.parametrize("check", CHECKS)
-@pytest.mark.parametrize("stub", STUBS)
-def test_stubs_never_pass(check, stub):
-    with pytest.raises(AssertionError, match="NotImplementedError|forget the `return`"):
-        check(stub)
-
-
-@pytest.mark.parametrize("check", CHECKS)
-@pytest.mark.parametrize("not_a_function", [3, "A > 0", None, int])
-def test_checks_reject_what_is_not_a_function(check, not_a_function):
-    with pytest.raises(TypeError, match="a function"):
-        check(not_a_function)
 
 
 @pytest.mark.parametrize("check", [check_dead_unit_fraction, check_dropout_noise_variance])

@@ -7,7 +7,6 @@ import copy
 import numpy as np
 import pytest
 import torch
-from stubs import STUBS
 from torch.nn import functional as F
 
 from dropoutlib.coadaptation import ablation_importance, gini
@@ -16,22 +15,6 @@ from dropoutlib.exercises.coadaptation import (
     check_copies_equilibrium,
     check_gini,
 )
-
-CHECKS = [check_ablation_importance, check_gini, check_copies_equilibrium]
-
-
-@pytest.mark.parametrize("check", CHECKS)
-@pytest.mark.parametrize("stub", STUBS)
-def test_stubs_never_pass(check, stub):
-    with pytest.raises(AssertionError, match="NotImplementedError|forget the `return`"):
-        check(stub)
-
-
-@pytest.mark.parametrize("check", CHECKS)
-@pytest.mark.parametrize("not_a_function", [3, "gini", None, torch.Tensor])
-def test_checks_reject_what_is_not_a_function(check, not_a_function):
-    with pytest.raises(TypeError, match="a function"):
-        check(not_a_function)
 
 
 @pytest.mark.parametrize("check", [check_gini, check_copies_equilibrium])
