@@ -332,7 +332,6 @@ def test_backward_stub_not_implemented_fails():
         check_dropout_backward(stub)
 
 
-
 # --- check_bitwise_dropout -----------------------------------------------------------------------
 
 
