@@ -9,6 +9,8 @@ The pieces:
 - :mod:`dropoutlib.autograd`: :class:`DropoutFunction`, an autograd function with its backward written out.
 - :mod:`dropoutlib.modules`: :class:`Dropout` (a drop-in for ``torch.nn.Dropout``), :class:`StandardDropout`.
 - :mod:`dropoutlib.numpy_ref`: forward, backward and a numerical gradient check in plain NumPy.
+- :mod:`dropoutlib.spatial`: :class:`SpatialDropout` (a drop-in for ``torch.nn.Dropout2d``).
+- :mod:`dropoutlib.diagnostics`: checks that catch dropout bugs in your own model.
 - :mod:`dropoutlib.data`, :mod:`dropoutlib.models`, :mod:`dropoutlib.train`: data, MLPs, one training loop.
 - :mod:`dropoutlib.plots`: the house style of every figure; :mod:`dropoutlib.book`: glue for the book.
 - :mod:`dropoutlib.exercises`: checks a student can run on their own answers.
@@ -27,6 +29,7 @@ from dropoutlib.functional import (
 from dropoutlib.models import mlp
 from dropoutlib.modules import Dropout, StandardDropout
 from dropoutlib.seeding import seed_everything
+from dropoutlib.spatial import SpatialDropout, spatial_dropout
 from dropoutlib.train import History, evaluate, fit
 
 __version__ = "0.1.0"
@@ -35,6 +38,7 @@ __all__ = [
     "Dropout",
     "DropoutFunction",
     "History",
+    "SpatialDropout",
     "Split",
     "StandardDropout",
     "dropout",
@@ -47,6 +51,7 @@ __all__ = [
     "numpy_ref",
     "scale_weights_for_inference",
     "seed_everything",
+    "spatial_dropout",
     "standard_dropout",
     "toy_regression",
 ]

@@ -4,15 +4,21 @@
   downloaded), split into training and test sets and standardized with training statistics only.
 - :func:`toy_regression`: a line plus Gaussian noise on ten points, small enough that a wide network
   fits the noise.
+- :func:`load_idx`: a larger image data set that the reader already has on disk, in the IDX format of
+  MNIST and Fashion-MNIST (nothing is downloaded); :func:`read_idx` parses one IDX file.
 
-Both return a :class:`Split`.
+All three return a :class:`Split`.
 """
 
 from __future__ import annotations
 
+import functools
+import gzip
 import math
 import numbers
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,7 +29,7 @@ from sklearn.model_selection import train_test_split
 from dropoutlib._validation import check_positive_int
 from dropoutlib.seeding import check_seed
 
-__all__ = ["Split", "load_digits", "standardize", "toy_regression"]
+__all__ = ["IDX_FILES", "Split", "load_digits", "load_idx", "read_idx", "standardize", "toy_regression"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -234,3 +240,241 @@ def toy_regression(
     x_train, y_train = sample(n_train, train_noise)
     x_test, y_test = sample(n_test, test_noise)
     return Split(x_train, y_train, x_test, y_test, name="toy regression")
+
+
+# --- IDX files (MNIST, Fashion-MNIST) ---------------------------------------------------------------
+
+#: The four files of an MNIST-style data set, by the :class:`Split` field each one fills. Each may
+#: also be stored gzip-compressed, with ``.gz`` appended to its name (as they are distributed).
+IDX_FILES: dict[str, str] = {
+    "x_train": "train-images-idx3-ubyte",
+    "y_train": "train-labels-idx1-ubyte",
+    "x_test": "t10k-images-idx3-ubyte",
+    "y_test": "t10k-labels-idx1-ubyte",
+}
+
+#: IDX type codes (third byte of the magic number) and the big-endian NumPy type each stands for.
+_IDX_TYPES: dict[int, str] = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _check_path(path: Any, name: str) -> Path:
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(
+            f"{name} must be a path (str or os.PathLike), got {name}={path!r} ({type(path).__name__})"
+        )
+    return Path(path)
+
+
+def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
+    r"""Parse one IDX file, plain or gzip-compressed, into a NumPy array.
+
+    The IDX format (used by MNIST and Fashion-MNIST) is a header followed by the raw values:
+
+    - a 4-byte magic number: two zero bytes, a type code (``0x08`` unsigned byte, ``0x09`` signed
+      byte, ``0x0B`` int16, ``0x0C`` int32, ``0x0D`` float32, ``0x0E`` float64) and the number of
+      dimensions :math:`d`;
+    - :math:`d` sizes :math:`n_1, \dots, n_d`, each a big-endian unsigned 32-bit integer;
+    - :math:`\prod_k n_k` values of the given type, big-endian, in row-major (C) order.
+
+    A gzip file is recognized by its first two bytes (``1f 8b``), whatever its name. The file must
+    hold exactly the announced number of values: a short or over-long file is an error, not a
+    silently reshaped array.
+
+    Returns:
+        An array of shape ``(n_1, ..., n_d)`` in the machine's byte order (``uint8`` for images and
+        labels of MNIST).
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: the bytes are not a well-formed IDX file (the message says what is wrong).
+
+    Example:
+        >>> import tempfile
+        >>> header = bytes([0, 0, 0x08, 2]) + (2).to_bytes(4, "big") + (3).to_bytes(4, "big")
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = Path(folder) / "tiny-idx2-ubyte"
+        ...     _ = path.write_bytes(header + bytes(range(6)))
+        ...     read_idx(path)
+        array([[0, 1, 2],
+               [3, 4, 5]], dtype=uint8)
+    """
+    path = _check_path(path, "path")
+    if not path.is_file():
+        raise FileNotFoundError(f"no IDX file at {str(path)!r}")
+    raw = path.read_bytes()
+    if raw[:2] == _GZIP_MAGIC:
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as error:
+            raise ValueError(
+                f"{path.name}: looks gzip-compressed but cannot be decompressed ({error})"
+            ) from None
+    if len(raw) < 4:
+        raise ValueError(
+            f"{path.name}: {len(raw)} bytes is too short for an IDX file (the magic number alone is 4)"
+        )
+    zero1, zero2, code, ndim = raw[:4]
+    if zero1 != 0 or zero2 != 0:
+        raise ValueError(
+            f"{path.name}: not an IDX file: its magic number {raw[:4].hex(' ')} should start "
+            "with two zero bytes"
+        )
+    if code not in _IDX_TYPES:
+        known = ", ".join(f"0x{c:02X}" for c in _IDX_TYPES)
+        raise ValueError(f"{path.name}: unknown IDX type code 0x{code:02X} (known codes: {known})")
+    if ndim == 0:
+        raise ValueError(f"{path.name}: the magic number announces 0 dimensions")
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise ValueError(
+            f"{path.name}: the header announces {ndim} dimensions ({header} header bytes) but the file "
+            f"has only {len(raw)} bytes"
+        )
+    shape = tuple(int.from_bytes(raw[4 + 4 * k : 8 + 4 * k], "big") for k in range(ndim))
+    dtype = np.dtype(_IDX_TYPES[code])
+    expected = math.prod(shape) * dtype.itemsize
+    found = len(raw) - header
+    if found != expected:
+        problem = "is truncated" if found < expected else "has trailing bytes"
+        raise ValueError(
+            f"{path.name}: {problem}: shape {shape} of {dtype.name} needs {expected} bytes of data, "
+            f"found {found}"
+        )
+    values = np.frombuffer(raw, dtype=dtype, count=math.prod(shape), offset=header)
+    return values.reshape(shape).astype(dtype.newbyteorder("="))
+
+
+@functools.lru_cache(maxsize=8)
+def _read_idx_cached(path: str, modified_ns: int, size: int) -> np.ndarray:
+    """:func:`read_idx`, remembered for the file's (path, modification time, size): sweeps reload often."""
+    del modified_ns, size  # only part of the cache key: a changed file is read again
+    array = read_idx(path)
+    array.flags.writeable = False
+    return array
+
+
+def _find_idx(folder: Path, stem: str) -> Path:
+    for name in (stem, stem + ".gz"):
+        if (folder / name).is_file():
+            return folder / name
+    raise FileNotFoundError(
+        f"{stem} (or {stem}.gz) is missing from {str(folder)!r}; an MNIST-style folder holds "
+        + ", ".join(IDX_FILES.values())
+        + " (each plain or .gz)"
+    )
+
+
+def _subsample(
+    x: np.ndarray, y: np.ndarray, n: int | None, name: str, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    if n is None:
+        return x, y
+    n = check_positive_int(n, name)
+    n_classes = len(np.unique(y))
+    if not n_classes <= n <= len(y):
+        raise ValueError(
+            f"{name} must be between {n_classes} (one image per class) and {len(y)} (every image "
+            f"there is), got {name}={n!r}"
+        )
+    if n == len(y):
+        return x, y
+    x_kept, _, y_kept, _ = train_test_split(x, y, train_size=n, stratify=y, random_state=seed)
+    return x_kept, y_kept
+
+
+def load_idx(
+    folder: str | os.PathLike[str],
+    *,
+    n_train: int | None = None,
+    n_test: int | None = None,
+    seed: int = 0,
+    name: str | None = None,
+) -> Split:
+    r"""An MNIST-style data set from a folder of IDX files, flattened, scaled and standardized.
+
+    The folder must hold the four files of :data:`IDX_FILES` (``train-images-idx3-ubyte`` and the
+    others, each plain or ``.gz``), as MNIST and Fashion-MNIST are distributed. Nothing is
+    downloaded: the reader points this at files already on disk. Each image of shape
+    ``(rows, cols)`` becomes a row of ``rows * cols`` features (784 for 28 x 28); ``uint8`` pixels
+    are divided by 255 to lie in :math:`[0, 1]` (other types are kept as they are). If ``n_train``
+    or ``n_test`` is given, a stratified subsample of that many images is drawn from the training or
+    test file with ``seed`` (each class keeps its share). Finally every pixel is standardized with
+    the mean and standard deviation of the *training images kept* (:func:`standardize`): the test
+    images never enter those statistics.
+
+    Parsed files are cached (by path, size and modification time), so repeated calls, e.g. one per
+    seed of a sweep, read and decompress each file once.
+
+    Args:
+        folder: the folder holding the four IDX files.
+        n_train, n_test: sizes of the subsamples, or ``None`` for every image.
+        seed: seeds the subsamples.
+        name: the :class:`Split`'s name (default: the folder's name).
+
+    Returns:
+        A :class:`Split`: ``x`` float32 of shape ``(n, rows * cols)``, ``y`` int64 of shape ``(n,)``.
+
+    Example:
+        >>> import tempfile
+        >>> def idx(dims, values):  # an unsigned-byte IDX file: magic, sizes, values
+        ...     sizes = b"".join(d.to_bytes(4, "big") for d in dims)
+        ...     return bytes([0, 0, 0x08, len(dims)]) + sizes + bytes(values)
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     for key, n in (("train", 6), ("t10k", 4)):
+        ...         images = [(7 * i) % 256 for i in range(n * 4)]
+        ...         _ = (Path(folder) / f"{key}-images-idx3-ubyte").write_bytes(idx([n, 2, 2], images))
+        ...         _ = (Path(folder) / f"{key}-labels-idx1-ubyte").write_bytes(idx([n], [0, 1] * (n // 2)))
+        ...     data = load_idx(folder, name="tiny")
+        >>> data.n_train, data.n_test, data.n_features, data.name
+        (6, 4, 4, 'tiny')
+        >>> bool(data.x_train.mean(dim=0).abs().max() < 1e-6)
+        True
+    """
+    folder = _check_path(folder, "folder")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"folder must be an existing directory, got folder={str(folder)!r}")
+    seed = check_seed(seed)
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"name must be a str or None, got name={name!r} ({type(name).__name__})")
+    arrays: dict[str, np.ndarray] = {}
+    for field, stem in IDX_FILES.items():
+        path = _find_idx(folder, stem)
+        stat = path.stat()
+        arrays[field] = _read_idx_cached(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    for part in ("train", "test"):
+        x, y = arrays[f"x_{part}"], arrays[f"y_{part}"]
+        files = f"{IDX_FILES[f'x_{part}']} and {IDX_FILES[f'y_{part}']}"
+        if x.ndim < 2:
+            raise ValueError(
+                f"{IDX_FILES[f'x_{part}']}: images need at least 2 dimensions, got shape {x.shape}"
+            )
+        if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+            raise ValueError(
+                f"{IDX_FILES[f'y_{part}']}: labels must be one integer per image, got shape {y.shape} "
+                f"of {y.dtype}"
+            )
+        if len(x) != len(y):
+            raise ValueError(f"{files} disagree: {len(x)} images but {len(y)} labels")
+        if len(y) and y.min() < 0:
+            raise ValueError(f"{IDX_FILES[f'y_{part}']}: labels must be >= 0, found {int(y.min())}")
+    if arrays["x_train"].shape[1:] != arrays["x_test"].shape[1:]:
+        raise ValueError(
+            f"training and test images differ in shape: {arrays['x_train'].shape[1:]} and "
+            f"{arrays['x_test'].shape[1:]}"
+        )
+    x_train, y_train = _subsample(arrays["x_train"], arrays["y_train"], n_train, "n_train", seed)
+    x_test, y_test = _subsample(arrays["x_test"], arrays["y_test"], n_test, "n_test", seed)
+
+    def features(images: np.ndarray) -> np.ndarray:
+        flat = images.reshape(len(images), -1).astype(np.float64)
+        return flat / 255.0 if images.dtype == np.uint8 else flat
+
+    x_train_z, x_test_z, _, _ = standardize(features(x_train), features(x_test))
+    return Split(
+        x_train=torch.from_numpy(x_train_z).to(torch.float32),
+        y_train=torch.from_numpy(y_train.astype(np.int64)),
+        x_test=torch.from_numpy(x_test_z).to(torch.float32),
+        y_test=torch.from_numpy(y_test.astype(np.int64)),
+        name=folder.name if name is None else name,
+    )

@@ -13,10 +13,24 @@ from dropoutlib.exercises.activations import (
     check_dead_unit_fraction,
     check_dropout_noise_variance,
 )
+from dropoutlib.exercises.batchnorm import (
+    check_mixed_variance,
+    check_recalibrate_batchnorm,
+    check_train_mode_variance,
+)
+from dropoutlib.exercises.bugs import (
+    check_eval_determinism_test,
+    check_mc_predict,
+    check_output_dropout_optimum,
+)
 from dropoutlib.exercises.coadaptation import (
     check_ablation_importance,
     check_copies_equilibrium,
     check_gini,
+)
+from dropoutlib.exercises.convolutions import (
+    check_neighbour_correlation,
+    check_spatial_dropout,
 )
 from dropoutlib.exercises.ensemble import (
     check_exact_average,
@@ -51,6 +65,11 @@ from dropoutlib.exercises.scratch import (
     check_zero_gradient_move,
     check_zero_gradient_pairs,
 )
+from dropoutlib.exercises.when_it_helps import (
+    check_idx_header,
+    check_paired_gain,
+    check_units_for_dropout,
+)
 
 __all__ = [
     "check_ablation_importance",
@@ -68,18 +87,29 @@ __all__ = [
     "check_dropout_ridge_solution",
     "check_dropout_unit_test",
     "check_equivalent_weight_decay",
+    "check_eval_determinism_test",
     "check_exact_average",
     "check_expected_kept_units",
     "check_gini",
+    "check_idx_header",
     "check_keep_prob_conversion",
     "check_mask_probability",
+    "check_mc_predict",
+    "check_mixed_variance",
+    "check_neighbour_correlation",
     "check_normalized_geometric_mean",
+    "check_output_dropout_optimum",
+    "check_paired_gain",
+    "check_recalibrate_batchnorm",
     "check_renormalized_drop_rate",
+    "check_spatial_dropout",
     "check_standard_dropout_loss",
     "check_subnetwork_count",
     "check_test_time_weight_scaling",
     "check_total_variation",
+    "check_train_mode_variance",
     "check_underfitting",
+    "check_units_for_dropout",
     "check_zero_gradient_move",
     "check_zero_gradient_pairs",
 ]
