@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dropoutlib._validation import check_floating, check_positive_int, check_probability
+from dropoutlib.batchnorm import batchnorm_mlp
 from dropoutlib.functional import dropout
 from dropoutlib.models import mlp
 
@@ -326,7 +327,8 @@ def bn_mlp(in_features: int, hidden: int | Sequence[int], out_features: int, p: 
     Hidden layer ``l`` computes :math:`h_l = D_p(\mathrm{ReLU}(\mathrm{BN}_l(W_l h_{l-1} + b_l)))`.
     In training mode BatchNorm normalizes with the mean and variance of the current batch and updates its
     running statistics; in evaluation mode it uses the running statistics. A dropout layer is added only
-    when ``p > 0``. This is the model on which Monte Carlo dropout must switch on *only* dropout
+    when ``p > 0``. It is :func:`dropoutlib.batchnorm.batchnorm_mlp` with ``order="bn-dropout"``.
+    This is the model on which Monte Carlo dropout must switch on *only* dropout
     (:func:`careful_mc_predict`), not the whole model (:func:`naive_mc_predict`).
 
     Args:
@@ -338,19 +340,7 @@ def bn_mlp(in_features: int, hidden: int | Sequence[int], out_features: int, p: 
         >>> [type(m).__name__ for m in bn_mlp(4, [8], 3, p=0.5)]
         ['Linear', 'BatchNorm1d', 'ReLU', 'Dropout', 'Linear']
     """
-    in_features = check_positive_int(in_features, "in_features")
-    out_features = check_positive_int(out_features, "out_features")
-    widths = _widths(hidden)
-    p = check_probability(p, "p")
-    layers: list[nn.Module] = []
-    width_in = in_features
-    for width in widths:
-        layers += [nn.Linear(width_in, width), nn.BatchNorm1d(width), nn.ReLU()]
-        if p > 0:
-            layers.append(nn.Dropout(p))
-        width_in = width
-    layers.append(nn.Linear(width_in, out_features))
-    return nn.Sequential(*layers)
+    return batchnorm_mlp(in_features, _widths(hidden), out_features, p=p, order="bn-dropout")
 
 
 def _check_mc_args(model: Any, x: Any, samples: Any) -> int:
