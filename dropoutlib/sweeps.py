@@ -1139,33 +1139,47 @@ def units_needed(widths: Sequence[float], base: Sequence[float], other: Sequence
 
 
 def format_table(
-    grid: Grid, metrics: Sequence[str] = ("train_acc", "test_acc", "gap", "test_loss"), column: int = 0
+    grid: Grid,
+    metrics: Sequence[str] = ("train_acc", "test_acc", "gap", "test_loss"),
+    column: int = 0,
+    *,
+    decimals: int = 2,
 ) -> str:
     """A text table of one column of ``grid``: a line per row, ``mean ± std`` over seeds per metric.
 
-    Accuracies and the gap are printed in percent.
+    Accuracies and the gap are printed in percent with ``decimals`` decimals, losses with three
+    (the headers are the metric names, without units).
+    Columns are as narrow as their contents allow.
 
     Example:
         >>> values = {m: np.full((1, 1, 2), 0.5) for m in METRICS}
         >>> grid = Grid(("a",), ("c",), ((Setting(),),), (0, 1), values)
-        >>> print(format_table(grid, ["test_acc"]))
-                   test_acc
-        a      50.00 ± 0.00
+        >>> print(format_table(grid, ["test_acc", "test_loss"], decimals=1))
+             test acc      test loss
+        a  50.0 ± 0.0  0.500 ± 0.000
     """
     for m in metrics:
         if m not in METRICS:
             raise ValueError(f"metrics must be names from {METRICS}, got {m!r}")
     if isinstance(column, bool) or not isinstance(column, int) or not 0 <= column < len(grid.columns):
         raise ValueError(f"column must be a column index below {len(grid.columns)}, got column={column!r}")
-    width = max(len(str(r)) for r in grid.rows) + 2
-    lines = [" " * width + "".join(f"{m:>16}" for m in metrics)]
+    if isinstance(decimals, bool) or not isinstance(decimals, int) or not 0 <= decimals <= 6:
+        raise ValueError(f"decimals must be an integer from 0 to 6, got decimals={decimals!r}")
+    headers, columns = [], []
+    for m in metrics:
+        percent = m.endswith("acc") or m == "gap"
+        factor, digits = (100.0, decimals) if percent else (1.0, 3)
+        means, stds = grid.mean(m)[:, column] * factor, grid.std(m)[:, column] * factor
+        headers.append(m.replace("_", " "))
+        columns.append(
+            [f"{mean:.{digits}f} ± {std:.{digits}f}" for mean, std in zip(means, stds, strict=True)]
+        )
+    widths = [max(len(h), *(len(c) for c in cells)) + 2 for h, cells in zip(headers, columns, strict=True)]
+    label_width = max(len(str(r)) for r in grid.rows)
+    lines = [" " * label_width + "".join(f"{h:>{w}}" for h, w in zip(headers, widths, strict=True))]
     for i, row in enumerate(grid.rows):
-        cells = []
-        for m in metrics:
-            factor, digits = (100.0, 2) if m.endswith("acc") or m == "gap" else (1.0, 3)
-            mean, std = grid.mean(m)[i, column] * factor, grid.std(m)[i, column] * factor
-            cells.append(f"{mean:>9.{digits}f} ± {std:.{digits}f}")
-        lines.append(f"{row!s:<{width}}" + "".join(f"{c:>16}" for c in cells))
+        cells = "".join(f"{cells[i]:>{w}}" for cells, w in zip(columns, widths, strict=True))
+        lines.append(f"{row!s:<{label_width}}" + cells)
     return "\n".join(lines)
 
 

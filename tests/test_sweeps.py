@@ -287,6 +287,9 @@ def test_format_table_and_plot():
     assert "91.00 ± 1.41" in text and "0.940 ± 0.014" in text
     with pytest.raises(ValueError, match="metrics"):
         format_table(grid, ["accuracy"])
+    with pytest.raises(ValueError, match="decimals must be an integer"):
+        format_table(grid, decimals=-1)
+    assert "91.0 ± 1.4" in format_table(grid, decimals=1)
     fig, ax = plt.subplots()
     plot_mean_std(ax, [1, 2], np.array([[0.5, 0.6], [0.7, 0.8]]), label="a", offset=0.1)
     with pytest.raises(ValueError, match="shape"):

@@ -95,7 +95,7 @@ def check_paired_gain(gain_with_error: Callable[[np.ndarray, np.ndarray], Any]) 
         ...     d = drop - base
         ...     return d.mean(), d.std(ddof=1) / len(d) ** 0.5
         >>> check_paired_gain(gain_with_error)
-        Correct: the gain is the mean of the per-seed differences, its standard error s_d / sqrt(k).
+        Correct: the mean of the per-seed differences, and s_d / sqrt(k).
     """
     require_function(gain_with_error, "gain_with_error")
     cases = [
@@ -134,7 +134,7 @@ def check_paired_gain(gain_with_error: Callable[[np.ndarray, np.ndarray], Any]) 
             if math.isclose(got_se, value, rel_tol=1e-6):
                 raise AssertionError(f"{message}: {hint}")
         raise AssertionError(message)
-    print("Correct: the gain is the mean of the per-seed differences, its standard error s_d / sqrt(k).")
+    print("Correct: the mean of the per-seed differences, and s_d / sqrt(k).")
 
 
 def check_idx_header(idx_header: Callable[..., Any]) -> None:
@@ -149,7 +149,7 @@ def check_idx_header(idx_header: Callable[..., Any]) -> None:
         ...     sizes = b"".join(n.to_bytes(4, "big") for n in shape)
         ...     return bytes([0, 0, type_code, len(shape)]) + sizes
         >>> check_idx_header(idx_header)
-        Correct: magic number 00 00 <type> <ndim>, then each size as 4 big-endian bytes.
+        Correct: 00 00 <type> <ndim>, then each size as 4 big-endian bytes.
     """
     require_function(idx_header, "idx_header")
     cases = [((2, 3), 0x08), ((60000, 28, 28), 0x08), ((10,), 0x08), ((4, 5), 0x0D)]
@@ -185,4 +185,4 @@ def check_idx_header(idx_header: Callable[..., Any]) -> None:
         path = Path(folder) / "check-idx2-ubyte"
         path.write_bytes(idx_header((2, 3), type_code=0x08) + values.tobytes())
         assert np.array_equal(read_idx(path), values), "read_idx did not read back the values"
-    print("Correct: magic number 00 00 <type> <ndim>, then each size as 4 big-endian bytes.")
+    print("Correct: 00 00 <type> <ndim>, then each size as 4 big-endian bytes.")
