@@ -29,8 +29,8 @@ the batch (the tests check both facts against separately trained ``nn.Sequential
 - :class:`BatchedMLP` and :func:`fit_members`: the batched networks and their training loop;
   :meth:`BatchedMLP.member` returns one member as an ordinary ``nn.Sequential``.
 - :class:`Study`: trains settings over seeds on one data source (:func:`digits_data` by default, or
-  any function ``(seed, n_train) -> Split``, e.g. a folder of MNIST files through
-  :func:`~dropoutlib.data.load_idx`), grouping compatible settings into batched models and
+  any function ``(seed, n_train) -> Split``, e.g. :func:`idx_data`, a folder of MNIST-style files
+  read by :func:`~dropoutlib.data.load_idx`), grouping compatible settings into batched models and
   remembering every run, so a setting shared by two sweeps is trained once. :meth:`Study.grid`
   returns a :class:`Grid` of results (rows x columns x seeds).
 - The chapter's experiments: :func:`compare`, :func:`size_sweep`, :func:`p_sweep`,
@@ -160,14 +160,14 @@ class Recipe:
 
     Example:
         >>> Recipe()
-        Recipe(epochs=60, lr=0.01, batch_size=None)
+        Recipe(epochs=40, lr=0.01, batch_size=None)
         >>> Recipe(epochs=0)
         Traceback (most recent call last):
         ...
         ValueError: epochs must be a positive integer, got epochs=0
     """
 
-    epochs: int = 60
+    epochs: int = 40
     lr: float = 1e-2
     batch_size: int | None = None
 
@@ -178,7 +178,7 @@ class Recipe:
             object.__setattr__(self, "batch_size", check_positive_int(self.batch_size, "batch_size"))
 
     def describe(self) -> str:
-        """A short description, e.g. ``"full batch, lr 0.01, 60 epochs"``.
+        """A short description, e.g. ``"full batch, lr 0.01, 40 epochs"``.
 
         Example:
             >>> Recipe(epochs=40, lr=1e-3, batch_size=32).describe()
@@ -188,8 +188,8 @@ class Recipe:
         return f"{batches}, lr {self.lr:g}, {self.epochs} epochs"
 
 
-#: The chapter's recipe: full-batch Adam, learning rate 0.01, 60 steps.
-DEFAULT_RECIPE = Recipe(epochs=40)
+#: The chapter's recipe: full-batch Adam, learning rate 0.01, 40 steps (one per epoch).
+DEFAULT_RECIPE = Recipe()
 #: A gentler recipe for the baseline check: minibatches of 32, learning rate 0.001, 40 epochs.
 MINIBATCH_RECIPE = Recipe(epochs=40, lr=1e-3, batch_size=32)
 
