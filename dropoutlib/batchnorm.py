@@ -43,6 +43,7 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from dropoutlib._modes import restored_modes
 from dropoutlib._validation import check_floating, check_positive_int, check_probability
 from dropoutlib.data import Split, load_digits
 from dropoutlib.seeding import check_seed, seed_everything
@@ -430,13 +431,9 @@ def measure_variance_shift(model: nn.Module, x: torch.Tensor, *, seed: int = 0) 
     if x.shape[0] < 2:
         raise ValueError(f"x must hold at least two examples to have a variance, got shape {tuple(x.shape)}")
 
-    modes = [module.training for module in model.modules()]
-    try:
+    with restored_modes(model):
         model.eval()
         eval_inputs = _bn_inputs(model, layers, x)
-    finally:
-        for module, mode in zip(model.modules(), modes, strict=True):
-            module.training = mode
     twin = copy.deepcopy(model).train()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dropoutlib._modes import restored_modes
 from dropoutlib._validation import check_floating, check_positive_int, check_probability
 from dropoutlib.batchnorm import batchnorm_mlp
 from dropoutlib.functional import dropout
@@ -379,13 +380,9 @@ def naive_mc_predict(model: nn.Module, x: torch.Tensor, samples: int) -> torch.T
         False
     """
     samples = _check_mc_args(model, x, samples)
-    modes = [module.training for module in model.modules()]
-    model.train()  # the bug: BatchNorm too
-    try:
+    with restored_modes(model):
+        model.train()  # the bug: BatchNorm too
         return _mean_softmax(model, x, samples)
-    finally:
-        for module, mode in zip(model.modules(), modes, strict=True):
-            module.training = mode
 
 
 def careful_mc_predict(model: nn.Module, x: torch.Tensor, samples: int) -> torch.Tensor:
@@ -408,12 +405,8 @@ def careful_mc_predict(model: nn.Module, x: torch.Tensor, samples: int) -> torch
     from dropoutlib.diagnostics import dropout_layers
 
     samples = _check_mc_args(model, x, samples)
-    modes = [module.training for module in model.modules()]
-    model.eval()
-    for _, layer in dropout_layers(model):
-        layer.train()
-    try:
+    with restored_modes(model):
+        model.eval()
+        for _, layer in dropout_layers(model):
+            layer.train()
         return _mean_softmax(model, x, samples)
-    finally:
-        for module, mode in zip(model.modules(), modes, strict=True):
-            module.training = mode

@@ -45,6 +45,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from dropoutlib._modes import restored_modes
 from dropoutlib._validation import check_positive_int, check_probability
 from dropoutlib.data import Split, load_digits
 from dropoutlib.gradients import _activation, init_two_layer
@@ -97,9 +98,7 @@ def _as_1d(values: Any, name: str) -> np.ndarray:
     if isinstance(values, torch.Tensor):
         values = values.detach().cpu().numpy()
     if not isinstance(values, np.ndarray | list | tuple):
-        raise TypeError(
-            f"{name} must be a 1-D tensor, array or list of numbers, got {type(values).__name__}"
-        )
+        raise TypeError(f"{name} must be a 1-D tensor, array or list of numbers, got {type(values).__name__}")
     array = np.asarray(values, dtype=np.float64)
     if array.ndim != 1 or array.size == 0:
         raise ValueError(f"{name} must be a non-empty 1-D sequence, got shape {array.shape}")
@@ -232,9 +231,7 @@ def unit_gradient_norms(
     h = act(x @ params["W1"].T + params["b1"])
     out = h @ params["W2"].T + params["b2"]
     loss = (g * out).sum() / batch_size
-    grad_w1, grad_b1, grad_w2 = torch.autograd.grad(
-        loss, [params["W1"], params["b1"], params["W2"]]
-    )
+    grad_w1, grad_b1, grad_w2 = torch.autograd.grad(loss, [params["W1"], params["b1"], params["W2"]])
     into = torch.cat([grad_w1[unit], grad_b1[unit : unit + 1]]).norm().item()
     return into, grad_w2[:, unit].norm().item()
 
@@ -299,9 +296,7 @@ def train_copies(
 # --- the network and its handicap ----------------------------------------------------------------
 
 
-def handicap_units(
-    model: nn.Sequential, n_handicapped: int, scale: float, where: str
-) -> nn.Sequential:
+def handicap_units(model: nn.Sequential, n_handicapped: int, scale: float, where: str) -> nn.Sequential:
     """Multiply the weights of the first ``n_handicapped`` hidden units by ``scale``, in place.
 
     ``where="in"``: their rows of the first Linear layer and their biases (the unit's
@@ -377,14 +372,9 @@ def hidden_activations(model: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
         torch.Size([5, 3])
     """
     _one_hidden_layer(model)
-    modes = [module.training for module in model.modules()]
-    model.eval()
-    try:
-        with torch.no_grad():
-            return model[:-1](x)
-    finally:
-        for module, mode in zip(model.modules(), modes, strict=True):
-            module.training = mode
+    with restored_modes(model), torch.no_grad():
+        model.eval()
+        return model[:-1](x)
 
 
 def ablation_importance(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -615,8 +605,9 @@ def train_handicapped(
         data = load_digits(seed=seed)
     elif not isinstance(data, Split):
         raise TypeError(f"data must be a dropoutlib.data.Split or None, got {type(data).__name__}")
-    model = handicapped_mlp(p, handicap, seed=seed, in_features=data.n_features,
-                            n_handicapped=n_handicapped, scale=scale)
+    model = handicapped_mlp(
+        p, handicap, seed=seed, in_features=data.n_features, n_handicapped=n_handicapped, scale=scale
+    )
     hidden = model[0].out_features
     handicapped = torch.arange(hidden) < n_handicapped
     x, y = data.x_test, data.y_test

@@ -35,6 +35,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from dropoutlib._modes import restored_modes
 from dropoutlib._validation import check_floating, check_generator, check_positive_int, check_probability
 from dropoutlib.data import Split, load_digits
 from dropoutlib.functional import dropout
@@ -185,17 +186,12 @@ def feature_maps(model: nn.Sequential, x: torch.Tensor, upto: str = "relu1") -> 
     if upto not in names:
         raise ValueError(f"upto must name a layer of the model, one of {names}, got upto={upto!r}")
     check_floating(x, "x")
-    modes = [module.training for module in model.modules()]
-    model.eval()
-    try:
-        with torch.no_grad():
-            for name, layer in model.named_children():
-                x = layer(x)
-                if name == upto:
-                    return x
-    finally:
-        for module, mode in zip(model.modules(), modes, strict=True):
-            module.training = mode
+    with restored_modes(model), torch.no_grad():
+        model.eval()
+        for name, layer in model.named_children():
+            x = layer(x)
+            if name == upto:
+                return x
     raise AssertionError("unreachable")  # pragma: no cover
 
 

@@ -24,6 +24,7 @@ import tqdm
 from torch import nn
 from torch.nn import functional as F
 
+from dropoutlib._modes import restored_modes
 from dropoutlib._validation import check_positive_int
 from dropoutlib.data import Split
 from dropoutlib.seeding import check_seed
@@ -156,14 +157,9 @@ def _check_targets(model: nn.Module, x: torch.Tensor, y: torch.Tensor, task: str
             f"task='regression' needs floating-point targets in {name}, got dtype {y.dtype} "
             "(use task='classification' for class indices)"
         )
-    modes = [module.training for module in model.modules()]
-    model.eval()
-    try:
-        with torch.no_grad():
-            out = model(x[:2])
-    finally:
-        for module, mode in zip(model.modules(), modes, strict=True):
-            module.training = mode
+    with restored_modes(model), torch.no_grad():
+        model.eval()
+        out = model(x[:2])
     if task == "classification":
         n_classes = int(y.max().item()) + 1 if y.numel() else 0
         if out.ndim != 2 or out.shape[1] < n_classes:
@@ -204,13 +200,9 @@ def evaluate(
         (1.0, None)
     """
     task = _check_task(task)
-    modes = [module.training for module in model.modules()]
-    model.eval()
-    try:
+    with restored_modes(model):
+        model.eval()
         return _evaluate_in_current_mode(model, x, y, task)
-    finally:
-        for module, mode in zip(model.modules(), modes, strict=True):
-            module.training = mode
 
 
 def _make_optimizer(
@@ -348,9 +340,7 @@ def fit(
             else:
                 order = torch.randperm(n, generator=shuffler).to(device)
                 x_shuffled, y_shuffled = x_train[order], y_train[order]
-                batches = [
-                    (x_shuffled[i : i + step], y_shuffled[i : i + step]) for i in range(0, n, step)
-                ]
+                batches = [(x_shuffled[i : i + step], y_shuffled[i : i + step]) for i in range(0, n, step)]
             total = torch.zeros((), device=device)
             for xb, yb in batches:
                 opt.zero_grad(set_to_none=True)
