@@ -93,6 +93,12 @@ CHECKS: tuple[str, ...] = (
 _FUNCTIONAL_DROPOUTS = (F.dropout, F.dropout1d, F.dropout2d, F.dropout3d, F.alpha_dropout)
 _CHANNEL_WISE = {nn.Dropout1d: 2, nn.Dropout2d: 3, nn.Dropout3d: 4}  # class: ndim of an unbatched input
 _NON_ZEROING = (nn.AlphaDropout, nn.FeatureAlphaDropout)
+
+
+def _zeroes_units(module: nn.Module) -> bool:
+    """False for layers whose noise is not "zero a unit with probability p": alpha dropout, and the
+    layers of :mod:`dropoutlib.variants` (they mark themselves ``dropout_variant = True``)."""
+    return not isinstance(module, _NON_ZEROING) and not getattr(type(module), "dropout_variant", False)
 _MAX_LISTED = 6
 
 
@@ -638,7 +644,8 @@ def check_masks_vary(model: nn.Module, x: torch.Tensor, calls: int = 2) -> Check
     Identical patterns are reported only when independent masks would agree on all :math:`n` units with
     probability :math:`(p_1 p_2 + q_1 q_2)^n <` :data:`CHANCE_LEVEL`; with fewer units the message says
     the batch is too small to tell. Layers with ``p`` equal to 0 or 1 have nothing random to compare,
-    and ``nn.AlphaDropout`` (which does not zero units) is skipped. Modes, buffers (BatchNorm's running
+    and layers whose noise does not zero units (``nn.AlphaDropout``, the layers of
+    :mod:`dropoutlib.variants`) are skipped. Modes, buffers (BatchNorm's running
     statistics) and torch's global RNG are restored.
 
     Args:
@@ -675,7 +682,7 @@ def check_masks_vary(model: nn.Module, x: torch.Tensor, calls: int = 2) -> Check
     # Per pass: the keep pattern of every site that has random masks to compare.
     patterns: list[dict[str, tuple[torch.Tensor, torch.Tensor]]] = [{} for _ in sites]
     for site in sites[0]:
-        units = None if isinstance(site.module, _NON_ZEROING) else _units(site)
+        units = _units(site) if _zeroes_units(site.module) else None
         p = None if units is None else _site_p(site, units)
         if units is None:
             skipped.append(_label(site.name, site.module, "cannot read a keep pattern"))
@@ -876,8 +883,8 @@ def check_drop_rate(
     for site in sites[0]:
         base = site.name.split(" (call ")[0]
         label = _label(site.name, site.module)
-        if isinstance(site.module, _NON_ZEROING):
-            notes.append(f"{label} skipped (alpha dropout does not zero units)")
+        if not _zeroes_units(site.module):
+            notes.append(f"{label} skipped (its noise does not zero single units with probability p)")
             continue
         units = _units(site)
         if units is None:

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import dropoutlib
-from dropoutlib import mlp
+from dropoutlib import mlp, variants
 from dropoutlib.buggy import (
     FunctionalDropoutMLP,
     KeepProbDropout,
@@ -556,11 +556,14 @@ def test_dropout_layers_finds_every_kind_and_skips_containers():
     assert [name for name, _ in dropout_layers(model)] == [f"extra.{i}" for i in range(6)]
 
 
-def test_alpha_dropout_is_skipped_not_misread():
+@pytest.mark.parametrize(
+    "layer", [nn.AlphaDropout(0.2), variants.AlphaDropout(0.2), variants.GaussianDropout(0.2)]
+)
+def test_noise_that_zeroes_no_units_is_skipped_not_misread(layer):
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(8, 32), nn.SELU(), nn.AlphaDropout(0.2), nn.Linear(32, 2))
+    model = nn.Sequential(nn.Linear(8, 32), nn.SELU(), layer, nn.Linear(32, 2))
     for result in (check_drop_rate(model, x_for()), check_masks_vary(model, x_for())):
-        assert result.passed and "'2'" in result.message
+        assert result.passed and "'2'" in result.message and "skipped" in result.message.lower()
 
 
 # ----------------------------------------------------------------------------------------------------
