@@ -10,6 +10,9 @@ The pieces:
 - :mod:`dropoutlib.modules`: :class:`Dropout` (a drop-in for ``torch.nn.Dropout``), :class:`StandardDropout`.
 - :mod:`dropoutlib.numpy_ref`: forward, backward and a numerical gradient check in plain NumPy.
 - :mod:`dropoutlib.spatial`: :class:`SpatialDropout` (a drop-in for ``torch.nn.Dropout2d``).
+- :mod:`dropoutlib.variants`: the dropout family (:class:`DropConnectLinear`, :class:`GaussianDropout`,
+  :class:`AlphaDropout`, :class:`DropPath`, :class:`DropBlock2d`).
+- :mod:`dropoutlib.uncertainty`: Monte Carlo dropout (:func:`mc_predict`) and calibration.
 - :mod:`dropoutlib.diagnostics`: checks that catch dropout bugs in your own model.
 - :mod:`dropoutlib.data`, :mod:`dropoutlib.models`, :mod:`dropoutlib.train`: data, MLPs, one training loop.
 - :mod:`dropoutlib.plots`: the house style of every figure; :mod:`dropoutlib.book`: glue for the book.
@@ -31,13 +34,21 @@ from dropoutlib.modules import Dropout, StandardDropout
 from dropoutlib.seeding import seed_everything
 from dropoutlib.spatial import SpatialDropout, spatial_dropout
 from dropoutlib.train import History, evaluate, fit
+from dropoutlib.uncertainty import MCPrediction, mc_predict
+from dropoutlib.variants import AlphaDropout, DropBlock2d, DropConnectLinear, DropPath, GaussianDropout
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AlphaDropout",
+    "DropBlock2d",
+    "DropConnectLinear",
+    "DropPath",
     "Dropout",
     "DropoutFunction",
+    "GaussianDropout",
     "History",
+    "MCPrediction",
     "SpatialDropout",
     "Split",
     "StandardDropout",
@@ -47,6 +58,7 @@ __all__ = [
     "fit",
     "keep_mask",
     "load_digits",
+    "mc_predict",
     "mlp",
     "numpy_ref",
     "scale_weights_for_inference",
