@@ -38,16 +38,16 @@ paper (section 9.1) writes ``p`` for the probability of *keeping* a unit and use
 
 from __future__ import annotations
 
-import contextlib
 import math
 import numbers
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
+from dropoutlib._threads import torch_threads
 from dropoutlib._validation import check_floating, check_positive_int, check_probability
 from dropoutlib.data import Split, load_digits
 from dropoutlib.models import mlp
@@ -109,21 +109,6 @@ def _drop_probability(p: Any, *, allow_zero: bool = True) -> float:
     if p == 0.0 and not allow_zero:
         raise ValueError("p must be positive here, got p=0.0")
     return p
-
-
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """Run torch on one intra-op thread, then restore the setting.
-
-    The tensors here are small or the work is a loop of small steps: a second thread buys little, and
-    threads that spin-wait on a busy machine slow the work down many times over.
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _column_norms_squared(x: torch.Tensor) -> torch.Tensor:
@@ -215,7 +200,7 @@ def sample_dropout_losses(
     q = 1.0 - p
     per_chunk = max(1, _CHUNK_ELEMENTS // x.numel())
     chunks = []
-    with _one_thread():
+    with torch_threads(1):
         for start in range(0, n_masks, per_chunk):
             k = min(per_chunk, n_masks - start)
             keep = torch.rand((k, *x.shape), generator=generator, dtype=torch.float64) >= p
@@ -288,7 +273,7 @@ def dropout_ridge_solution(x: torch.Tensor, y: torch.Tensor, p: float) -> torch.
     x = _design(x)
     y = _vector(y, "y", x.shape[0], "one target per row of x")
     p = _drop_probability(p)
-    with _one_thread():
+    with torch_threads(1):
         return _ridge_solution(x, y, p)
 
 
@@ -499,7 +484,7 @@ def train_linear_unit(
     yr = yv.repeat(copies)
     w = start.to(dtype).repeat(k, 1)  # (k, d)
     no_dropout = all(v == 0.0 for v in ps)
-    with _one_thread():
+    with torch_threads(1):
         w, records, norms, losses = _sgd_loop(
             xr, yr, w, drop, x_over_q, rate, decay, steps, decay_steps, record_every, no_dropout, generator
         )
@@ -674,7 +659,7 @@ def wide_unit_experiment(
     seed = check_seed(seed)
     n_inputs = check_positive_int(n_inputs, "n_inputs")
     p = _drop_probability(p, allow_zero=False)
-    with _one_thread():
+    with torch_threads(1):
         return _wide_unit_experiment(seed, n_inputs, n_train, p, steps)
 
 

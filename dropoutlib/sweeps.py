@@ -56,6 +56,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from dropoutlib._threads import torch_threads
 from dropoutlib._validation import check_positive_int, check_probability
 from dropoutlib.data import Split, load_digits, load_idx
 from dropoutlib.seeding import check_seed
@@ -781,9 +782,7 @@ class Study:
                 placement=[s.placement for s, _ in members],
                 activation=activation,
             )
-            previous = torch.get_num_threads()
-            torch.set_num_threads(1)  # small matrices: one thread is faster and does not fight others
-            try:
+            with torch_threads(1):  # small matrices: one thread is faster and does not fight others
                 history = fit_members(
                     model,
                     splits,
@@ -792,8 +791,6 @@ class Study:
                     batch_size=recipe.batch_size,
                     eval_every=eval_every,
                 )
-            finally:
-                torch.set_num_threads(previous)
             for m, job in enumerate(members):
                 final = {
                     k: float(getattr(history, k)[m, -1])

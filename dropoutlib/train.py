@@ -25,6 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from dropoutlib._modes import restored_modes
+from dropoutlib._threads import torch_threads
 from dropoutlib._validation import check_positive_int
 from dropoutlib.data import Split
 from dropoutlib.seeding import check_seed
@@ -329,39 +330,37 @@ def fit(
         mininterval=PROGRESS_MININTERVAL,
         disable=not progress,
     )
-    previous_threads = torch.get_num_threads()
     try:
-        if num_threads is not None:
-            torch.set_num_threads(num_threads)
-        for epoch in bar:
-            model.train()
-            if step >= n:  # full batch: the order of the examples does not change the mean loss
-                batches = [(x_train, y_train)]
-            else:
-                order = torch.randperm(n, generator=shuffler).to(device)
-                x_shuffled, y_shuffled = x_train[order], y_train[order]
-                batches = [(x_shuffled[i : i + step], y_shuffled[i : i + step]) for i in range(0, n, step)]
-            total = torch.zeros((), device=device)
-            for xb, yb in batches:
-                opt.zero_grad(set_to_none=True)
-                loss, _ = _loss_and_correct(model(xb), yb, task)
-                loss.backward()
-                opt.step()
-                total += loss.detach() * len(xb)
-            if epoch % eval_every == 0 or epoch == epochs:
-                model.eval()
-                train_loss, train_acc = _evaluate_in_current_mode(model, x_train, y_train, task)
-                test_loss, test_acc = _evaluate_in_current_mode(model, x_test, y_test, task)
-                history.epoch.append(epoch)
-                history.objective.append(total.item() / n)
-                history.train_loss.append(train_loss)
-                history.test_loss.append(test_loss)
-                if train_acc is not None and test_acc is not None:
-                    history.train_acc.append(train_acc)
-                    history.test_acc.append(test_acc)
+        with torch_threads(num_threads):
+            for epoch in bar:
+                model.train()
+                if step >= n:  # full batch: the order of the examples does not change the mean loss
+                    batches = [(x_train, y_train)]
+                else:
+                    order = torch.randperm(n, generator=shuffler).to(device)
+                    x_shuffled, y_shuffled = x_train[order], y_train[order]
+                    batches = [
+                        (x_shuffled[i : i + step], y_shuffled[i : i + step]) for i in range(0, n, step)
+                    ]
+                total = torch.zeros((), device=device)
+                for xb, yb in batches:
+                    opt.zero_grad(set_to_none=True)
+                    loss, _ = _loss_and_correct(model(xb), yb, task)
+                    loss.backward()
+                    opt.step()
+                    total += loss.detach() * len(xb)
+                if epoch % eval_every == 0 or epoch == epochs:
+                    model.eval()
+                    train_loss, train_acc = _evaluate_in_current_mode(model, x_train, y_train, task)
+                    test_loss, test_acc = _evaluate_in_current_mode(model, x_test, y_test, task)
+                    history.epoch.append(epoch)
+                    history.objective.append(total.item() / n)
+                    history.train_loss.append(train_loss)
+                    history.test_loss.append(test_loss)
+                    if train_acc is not None and test_acc is not None:
+                        history.train_acc.append(train_acc)
+                        history.test_acc.append(test_acc)
     finally:
         bar.close()
         model.eval()
-        if num_threads is not None:
-            torch.set_num_threads(previous_threads)
     return history

@@ -11,13 +11,13 @@ Notation: ``p`` is the probability of dropping a unit, ``q = 1 - p`` the probabi
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
+from dropoutlib._threads import torch_threads
 from dropoutlib.buggy import FunctionalDropoutMLP, bn_mlp
 from dropoutlib.exercises._answers import as_number, call_answer, describe, require_function
 from dropoutlib.models import mlp
@@ -216,17 +216,6 @@ def _reference_samples(model: nn.Module, x: torch.Tensor, samples: int) -> torch
     return logits
 
 
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """Many small forward passes: one thread is much faster than several spinning ones."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def check_mc_predict(mc_predict: Callable[[nn.Module, torch.Tensor, int], Any]) -> None:
     """Check a Monte Carlo dropout prediction that leaves BatchNorm in evaluation mode.
 
@@ -246,7 +235,7 @@ def check_mc_predict(mc_predict: Callable[[nn.Module, torch.Tensor, int], Any]) 
     require_function(mc_predict, "function mc_predict(model, x, samples)")
     samples = 200
     call = f"mc_predict(model, x, samples={samples})"
-    with torch.random.fork_rng(devices=[]), _one_thread():
+    with torch.random.fork_rng(devices=[]), torch_threads(1):
         torch.manual_seed(_SEED)
         model, x = _mc_test_model()
         buffers = {name: t.clone() for name, t in model.named_buffers()}
