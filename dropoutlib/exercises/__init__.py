@@ -37,12 +37,22 @@ from dropoutlib.exercises.ensemble import (
     check_normalized_geometric_mean,
     check_renormalized_drop_rate,
 )
+from dropoutlib.exercises.family import (
+    check_alpha_constants,
+    check_drop_path,
+    check_gaussian_dropout,
+)
 from dropoutlib.exercises.inference import (
     check_all_ones_unit_std,
     check_dropout_module_modes,
     check_dropout_unit_test,
     check_keep_prob_conversion,
     check_test_time_weight_scaling,
+)
+from dropoutlib.exercises.mc_dropout import (
+    check_auroc,
+    check_expected_calibration_error,
+    check_mutual_information,
 )
 from dropoutlib.exercises.overfitting import (
     check_collapsed_line,
@@ -75,10 +85,13 @@ __all__ = [
     "check_ablation_importance",
     "check_active_units",
     "check_all_ones_unit_std",
+    "check_alpha_constants",
+    "check_auroc",
     "check_bitwise_dropout",
     "check_collapsed_line",
     "check_copies_equilibrium",
     "check_dead_unit_fraction",
+    "check_drop_path",
     "check_dropout",
     "check_dropout_backward",
     "check_dropout_module_modes",
@@ -89,13 +102,16 @@ __all__ = [
     "check_equivalent_weight_decay",
     "check_eval_determinism_test",
     "check_exact_average",
+    "check_expected_calibration_error",
     "check_expected_kept_units",
+    "check_gaussian_dropout",
     "check_gini",
     "check_idx_header",
     "check_keep_prob_conversion",
     "check_mask_probability",
     "check_mc_predict",
     "check_mixed_variance",
+    "check_mutual_information",
     "check_neighbour_correlation",
     "check_normalized_geometric_mean",
     "check_output_dropout_optimum",

@@ -7,6 +7,7 @@ A stub (``...``, ``return None``, ``raise NotImplementedError``) and a crash bec
 from __future__ import annotations
 
 import inspect
+import math
 import numbers
 from collections.abc import Callable
 from typing import Any
@@ -53,3 +54,25 @@ def as_number(value: Any, what: str) -> float | int:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise AssertionError(f"{what} should return a number, got {value!r} ({type(value).__name__})")
     return int(value) if isinstance(value, numbers.Integral) else float(value)
+
+
+def check_kept_scale(call: str, ratio: torch.Tensor, p: float, what: str) -> None:
+    """Raise an ``AssertionError`` naming the mistake unless every kept one of ``what`` ("values",
+    "channels", "examples") was multiplied by ``1/(1-p)``; ``ratio`` holds output / input where kept."""
+    q = 1 - p
+    low, high = float(ratio.min()), float(ratio.max())
+    if not math.isclose(low, high, rel_tol=1e-5):
+        raise AssertionError(
+            f"{call} multiplied kept {what} by factors from {low:.4f} to {high:.4f}; every kept one "
+            f"must be multiplied by the same 1/(1-p) = {1 / q:.4f}"
+        )
+    if math.isclose(low, 1 / q, rel_tol=1e-5):
+        return
+    for value, mistake in (
+        (1.0, f"forgets the 1/(1-p) scaling: kept {what} equal the input, so the mean shrinks"),
+        (1 / p, f"scales kept {what} by 1/p = {1 / p:.4f} instead of 1/(1-p) = {1 / q:.4f}"),
+        (q, f"multiplies kept {what} by 1-p = {q:.4f}: divide by 1-p instead"),
+    ):
+        if math.isclose(low, value, rel_tol=1e-5):
+            raise AssertionError(f"{call} {mistake}")
+    raise AssertionError(f"{call} multiplied kept {what} by {low:.4f}; expected 1/(1-p) = {1 / q:.4f}")

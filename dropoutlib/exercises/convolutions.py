@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from dropoutlib.convnets import neighbour_correlation
-from dropoutlib.exercises._answers import call_answer, describe, require_function
+from dropoutlib.exercises._answers import call_answer, check_kept_scale, describe, require_function
 
 __all__ = ["check_neighbour_correlation", "check_spatial_dropout"]
 
@@ -101,23 +101,8 @@ def _check_spatial_p(fn: Callable[..., Any], p: float) -> torch.Tensor:
             f"{tolerance:.1%}): each channel must be dropped independently with probability p"
         )
     kept = ~dropped
-    ratio = out[kept] / x[kept]  # (kept channels, H, W)
-    low, high = float(ratio.min()), float(ratio.max())
-    if not math.isclose(low, high, rel_tol=1e-5):
-        raise AssertionError(
-            f"{call} multiplied kept values by factors from {low:.4f} to {high:.4f}; every kept "
-            f"value must be multiplied by the same 1/(1-p) = {1 / q:.4f}"
-        )
-    if math.isclose(low, 1 / q, rel_tol=1e-5):
-        return dropped
-    for value, mistake in (
-        (1.0, "forgets the 1/(1-p) scaling: kept channels equal the input, so the mean shrinks"),
-        (1 / p, f"scales kept channels by 1/p = {1 / p:.4f} instead of 1/(1-p) = {1 / q:.4f}"),
-        (q, f"multiplies kept channels by 1-p = {q:.4f}: divide by 1-p instead"),
-    ):
-        if math.isclose(low, value, rel_tol=1e-5):
-            raise AssertionError(f"{call} {mistake}")
-    raise AssertionError(f"{call} multiplied kept channels by {low:.4f}; expected 1/(1-p) = {1 / q:.4f}")
+    check_kept_scale(call, out[kept] / x[kept], p, "channels")
+    return dropped
 
 
 def check_spatial_dropout(fn: Callable[..., Any]) -> None:
