@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 JB_BUILD := $(BIN)/jupyter-book build . -W --keep-going
 CH ?=
 
-.PHONY: help install book test lint chapter chapters check-pairing timings student student-notebooks clean
+.PHONY: help install book test lint chapter chapters check-pairing timings benchmark student student-notebooks clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -25,14 +25,14 @@ book: $(STAMP)  ## install, then build the site into _build/html (warnings are e
 
 test: $(STAMP)  ## every test: lint, unit tests, pairing, strict nbval, site build, real-browser tests
 	bash tools/ensure_chromium.sh
-	$(BIN)/ruff check dropoutlib tests tools book
+	$(BIN)/ruff check dropoutlib tests tools book benchmarks
 	$(BIN)/python tools/chapters.py check
 	$(JB_BUILD)
 	$(BIN)/python -m pytest tests book --nbval --nbval-current-env \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=300
 
 lint: $(STAMP)  ## ruff on the library, the tests, the tools and the notebooks
-	$(BIN)/ruff check dropoutlib tests tools book
+	$(BIN)/ruff check dropoutlib tests tools book benchmarks
 
 chapter: $(STAMP)  ## sync one chapter to its notebook and execute it: make chapter CH=chapters/01-overfitting.md
 	@test -n "$(CH)" || (echo "usage: make chapter CH=chapters/NN-slug.md" && exit 2)
@@ -46,6 +46,9 @@ check-pairing: $(STAMP)  ## fail if a chapter's source and its notebook differ i
 
 timings: $(STAMP)  ## execute every notebook in a fresh kernel and print a table of times
 	$(BIN)/python tools/chapters.py time
+
+benchmark: $(STAMP)  ## time copy, native, from-scratch and fused dropout (2^20..2^27, fp32 and bf16) into benchmarks/results
+	$(BIN)/python benchmarks/dropout_speed.py
 
 student: $(STAMP)  ## build the student edition of the site, every solution removed, into _build/student/html
 	$(BIN)/python tools/student.py site

@@ -13,6 +13,7 @@ The pieces:
 - :mod:`dropoutlib.variants`: the dropout family (:class:`DropConnectLinear`, :class:`GaussianDropout`,
   :class:`AlphaDropout`, :class:`DropPath`, :class:`DropBlock2d`).
 - :mod:`dropoutlib.uncertainty`: Monte Carlo dropout (:func:`mc_predict`) and calibration.
+- :mod:`dropoutlib.fused`: :func:`fused_dropout`, whose mask is recomputed from a seed, never stored.
 - :mod:`dropoutlib.diagnostics`: checks that catch dropout bugs in your own model.
 - :mod:`dropoutlib.data`, :mod:`dropoutlib.models`, :mod:`dropoutlib.train`: data, MLPs, one training loop.
 - :mod:`dropoutlib.plots`: the house style of every figure; :mod:`dropoutlib.book`: glue for the book.
@@ -29,6 +30,7 @@ from dropoutlib.functional import (
     scale_weights_for_inference,
     standard_dropout,
 )
+from dropoutlib.fused import FusedDropout, fused_dropout
 from dropoutlib.models import mlp
 from dropoutlib.modules import Dropout, StandardDropout
 from dropoutlib.seeding import seed_everything
@@ -46,6 +48,7 @@ __all__ = [
     "DropPath",
     "Dropout",
     "DropoutFunction",
+    "FusedDropout",
     "GaussianDropout",
     "History",
     "MCPrediction",
@@ -56,6 +59,7 @@ __all__ = [
     "dropout_mask",
     "evaluate",
     "fit",
+    "fused_dropout",
     "keep_mask",
     "load_digits",
     "mc_predict",
