@@ -71,7 +71,7 @@ _MASK32 = 0xFFFFFFFF
 # tl.rand's scale: the largest float32 with (2**31 - 1) * scale < 1.
 _UNIFORM_SCALE = 4.6566127342e-10
 _SEED_BOUND = 2**63  # seeds are non-negative 64-bit integers
-_CHUNK = 1 << 22  # elements per block of the torch backend (bounds its int64 temporaries)
+_CHUNK = 1 << 16  # elements per block of the torch backend: its int64 temporaries stay in cache
 _BLOCK = 1024  # elements per program of the Triton kernel
 _KERNEL_DTYPES = (torch.float16, torch.bfloat16, torch.float32)  # the kernel computes in float32
 
@@ -86,26 +86,24 @@ def triton_available() -> bool:
     return importlib.util.find_spec("triton") is not None
 
 
-def _mul_hi_lo(a: torch.Tensor, b: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The high and low 32 bits of ``a * b`` for 32-bit ``a`` (an int64 tensor) and ``b``.
-
-    The product can reach 2**64 and wrap around in int64, but wrapping keeps its 64 bits, the bits of the
-    unsigned product; masking after the (sign-extending) shift reads the high word correctly.
-    """
-    product = a * b
-    return (product >> 32) & _MASK32, product & _MASK32
-
-
 def _philox_first_word(seed: int, offsets: torch.Tensor) -> torch.Tensor:
-    """Philox-4x32-10's first output word for counters ``(offset_lo, offset_hi, 0, 0)``, as int64."""
+    """Philox-4x32-10's first output word for counters ``(offset_lo, offset_hi, 0, 0)``, as int64.
+
+    Each round multiplies two 32-bit words by constants; the products can reach 2**64 and wrap around in
+    int64, but wrapping keeps the 64 bits of the unsigned product, so masking after the (sign-extending)
+    shift reads the high word correctly. The operations work in place where they can.
+    """
     c0, c1 = offsets & _MASK32, offsets >> 32
     c2 = torch.zeros_like(c0)
     c3 = torch.zeros_like(c0)
     k0, k1 = seed & _MASK32, (seed >> 32) & _MASK32
     for _ in range(_ROUNDS):
-        hi_b, lo_b = _mul_hi_lo(c2, _ROUND_B)
-        hi_a, lo_a = _mul_hi_lo(c0, _ROUND_A)
-        c0, c1, c2, c3 = hi_b ^ c1 ^ k0, lo_b, hi_a ^ c3 ^ k1, lo_a
+        product_b = c2 * _ROUND_B
+        product_a = c0 * _ROUND_A
+        c0 = (product_b >> 32).bitwise_and_(_MASK32).bitwise_xor_(c1).bitwise_xor_(k0)
+        c1 = product_b.bitwise_and_(_MASK32)
+        c2 = (product_a >> 32).bitwise_and_(_MASK32).bitwise_xor_(c3).bitwise_xor_(k1)
+        c3 = product_a.bitwise_and_(_MASK32)
         k0, k1 = (k0 + _KEY_A) & _MASK32, (k1 + _KEY_B) & _MASK32
     return c0
 
