@@ -75,15 +75,20 @@ def synchronize(device: torch.device) -> None:
 
 
 def time_ms(fn: Callable[[], object], device: torch.device, repeats: int) -> float:
-    """The median wall time of ``fn`` in milliseconds, after warm-up calls (at most about a second)."""
+    """The median wall time of ``fn`` in milliseconds over ``repeats`` calls, after warm-up calls.
+
+    A slow call (the fused path's torch backend on a CPU takes seconds at 2^27 elements) gets fewer
+    repeats, about two seconds' worth, but at least one.
+    """
     start = time.perf_counter()
-    for _ in range(3):
+    fn()
+    synchronize(device)
+    first = time.perf_counter() - start
+    for _ in range(2 if first < 0.5 else 0):
         fn()
         synchronize(device)
-        if time.perf_counter() - start > 1.0:
-            break
     times = []
-    for _ in range(repeats):
+    for _ in range(max(1, min(repeats, int(2.0 / max(first, 1e-9))))):
         start = time.perf_counter()
         fn()
         synchronize(device)
@@ -143,7 +148,7 @@ def main(argv: list[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=list(range(20, 28)), help="exponents of 2")
     parser.add_argument("--dtypes", nargs="+", default=list(DTYPES), choices=list(DTYPES))
-    parser.add_argument("--repeats", type=int, default=5, help="timed calls per measurement (median)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed calls (fewer if slow)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the JSON and CSV files")
     given = sys.argv[1:] if argv is None else argv
