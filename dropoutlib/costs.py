@@ -4,6 +4,7 @@
 - :func:`bytes_moved` and :func:`roofline_ms` are a model of memory traffic: an element-wise operation
   on a large tensor is limited by memory bandwidth, so its time is at least the bytes it reads and writes
   divided by the bandwidth.
+- :func:`mask_statistics` measures how independent the masks of a counter-based generator are.
 - :func:`transformer_dropout_elements` counts the elements a transformer layer sends through dropout.
 - :func:`benchmark_tables` and :func:`load_benchmark` read the tables that
   ``benchmarks/dropout_speed.py`` writes (``benchmarks/results/dropout_speed-<device>.json``).
@@ -30,18 +31,23 @@ from typing import Any
 
 import torch
 
+from dropoutlib.fused import philox_uniform
+
 __all__ = [
     "CPU_ANCHOR",
     "FUSED_TARGETS",
     "H100_ANCHOR",
     "METHODS",
     "PASSES",
+    "RESULTS",
     "Anchor",
     "BenchmarkTable",
     "FusedTargets",
+    "MaskStatistics",
     "benchmark_tables",
     "bytes_moved",
     "load_benchmark",
+    "mask_statistics",
     "roofline_ms",
     "saved_bytes",
     "transformer_dropout_elements",
@@ -50,6 +56,7 @@ __all__ = [
 METHODS = ("copy", "native", "scratch", "fused")  # the methods benchmarks/dropout_speed.py times
 PASSES = ("forward", "backward", "forward_backward")
 RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
+"""Where ``benchmarks/dropout_speed.py`` writes its tables, in a clone of the repository."""
 _ROW_KEYS = ("method", "size", "dtype", "forward_ms", "forward_backward_ms", "saved_bytes", "forward_vs_copy")
 _META_KEYS = ("device", "device_type", "date", "torch")
 
@@ -115,7 +122,7 @@ H100_ANCHOR = Anchor(
 
 CPU_ANCHOR = Anchor(
     device="CPU",
-    software="PyTorch 2.x, CPU build",
+    software="PyTorch, CPU build (version not recorded)",
     copy_bandwidth=None,
     forward_vs_copy={"native": {"any": 0.15}, "scratch": {"any": 0.24}},
 )
@@ -320,3 +327,55 @@ def benchmark_tables(folder: str | Path | None = None) -> list[BenchmarkTable]:
         return []
     tables = [load_benchmark(path) for path in sorted(folder.glob("dropout_speed-*.json"))]
     return sorted(tables, key=lambda table: (table.is_gpu, table.path.name))
+
+
+# --- the statistics of a regenerated mask -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MaskStatistics:
+    """How :func:`dropoutlib.fused.fused_dropout`'s mask of ``n`` elements behaves, as z-scores.
+
+    Attributes:
+        drop_fraction: share of elements dropped (expected ``p``); ``z_drop`` its z-score.
+        both_dropped: share dropped by ``seed`` *and* ``seed + 1`` (expected ``p**2`` if neighbouring
+            seeds give independent masks); ``z_both`` its z-score.
+        neighbour_corr: correlation of the uniform numbers of elements ``i`` and ``i + 1`` (expected
+            0); ``z_corr`` its z-score (``neighbour_corr * sqrt(n)``).
+    """
+
+    drop_fraction: float
+    z_drop: float
+    both_dropped: float
+    z_both: float
+    neighbour_corr: float
+    z_corr: float
+
+
+def mask_statistics(seed: int, p: float = 0.1, n: int = 100_000) -> MaskStatistics:
+    """Drop fraction, overlap with the next seed's mask and neighbour correlation of a Philox mask.
+
+    Example:
+        >>> stats = mask_statistics(0, p=0.5, n=10_000)
+        >>> abs(stats.z_drop) < 5 and abs(stats.z_both) < 5 and abs(stats.z_corr) < 5
+        True
+    """
+    if isinstance(p, bool) or not isinstance(p, int | float) or not 0 < p < 1:
+        raise ValueError(f"p must be a probability strictly between 0 and 1, got p={p!r}")
+    n = _check_count(n, "n", 2)
+    offsets = torch.arange(n)
+    u = philox_uniform(seed, offsets).double()
+    u_next_seed = philox_uniform(seed + 1, offsets).double()
+    dropped = u < p
+    drop = dropped.double().mean().item()
+    both = (dropped & (u_next_seed < p)).double().mean().item()
+    centred = u - u.mean()
+    corr = ((centred[1:] * centred[:-1]).mean() / centred.square().mean()).item()
+    return MaskStatistics(
+        drop_fraction=drop,
+        z_drop=(drop - p) / math.sqrt(p * (1 - p) / n),
+        both_dropped=both,
+        z_both=(both - p**2) / math.sqrt(p**2 * (1 - p**2) / n),
+        neighbour_corr=corr,
+        z_corr=corr * math.sqrt(n - 1),
+    )

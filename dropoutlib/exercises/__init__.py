@@ -42,6 +42,11 @@ from dropoutlib.exercises.family import (
     check_drop_path,
     check_gaussian_dropout,
 )
+from dropoutlib.exercises.fused import (
+    check_dropout_traffic,
+    check_philox_round,
+    check_uniform_at,
+)
 from dropoutlib.exercises.inference import (
     check_all_ones_unit_std,
     check_dropout_module_modes,
@@ -98,6 +103,7 @@ __all__ = [
     "check_dropout_noise_variance",
     "check_dropout_penalty",
     "check_dropout_ridge_solution",
+    "check_dropout_traffic",
     "check_dropout_unit_test",
     "check_equivalent_weight_decay",
     "check_eval_determinism_test",
@@ -116,6 +122,7 @@ __all__ = [
     "check_normalized_geometric_mean",
     "check_output_dropout_optimum",
     "check_paired_gain",
+    "check_philox_round",
     "check_recalibrate_batchnorm",
     "check_renormalized_drop_rate",
     "check_spatial_dropout",
@@ -125,6 +132,7 @@ __all__ = [
     "check_total_variation",
     "check_train_mode_variance",
     "check_underfitting",
+    "check_uniform_at",
     "check_units_for_dropout",
     "check_zero_gradient_move",
     "check_zero_gradient_pairs",
