@@ -76,3 +76,28 @@ def check_kept_scale(call: str, ratio: torch.Tensor, p: float, what: str) -> Non
         if math.isclose(low, value, rel_tol=1e-5):
             raise AssertionError(f"{call} {mistake}")
     raise AssertionError(f"{call} multiplied kept {what} by {low:.4f}; expected 1/(1-p) = {1 / q:.4f}")
+
+
+def check_tensor_like(
+    result: Any,
+    x: torch.Tensor,
+    call: str,
+    *,
+    tensor_hint: str = "",
+    shape_hint: str = "the output must have the input's shape",
+    dtype_hint: str = "keep the input's dtype",
+) -> torch.Tensor:
+    """Return ``result`` after checking that it is a tensor of ``x``'s shape and dtype; otherwise raise an
+    ``AssertionError`` that says what came back, followed by the matching hint."""
+    if not isinstance(result, torch.Tensor):
+        kind = f"a value of type {type(result).__name__}"
+        what = describe(result) if isinstance(result, np.ndarray) else kind
+        raise AssertionError(f"{call} returned {what}; return a torch.Tensor{tensor_hint}")
+    if result.shape != x.shape:
+        raise AssertionError(
+            f"{call} returned shape {tuple(result.shape)} for an input of shape {tuple(x.shape)}: "
+            + shape_hint
+        )
+    if result.dtype != x.dtype:
+        raise AssertionError(f"{call} returned dtype {result.dtype} for a {x.dtype} input: {dtype_hint}")
+    return result

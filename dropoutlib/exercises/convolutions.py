@@ -17,7 +17,13 @@ from typing import Any
 import torch
 
 from dropoutlib.convnets import neighbour_correlation
-from dropoutlib.exercises._answers import call_answer, check_kept_scale, describe, require_function
+from dropoutlib.exercises._answers import (
+    call_answer,
+    check_kept_scale,
+    check_tensor_like,
+    describe,
+    require_function,
+)
 
 __all__ = ["check_neighbour_correlation", "check_spatial_dropout"]
 
@@ -29,18 +35,8 @@ _SHAPE = (100, 100, 3, 4)  # 10,000 channels: the fraction dropped is within 0.0
 
 
 def _spatial_result(result: Any, x: torch.Tensor, call: str) -> torch.Tensor:
-    if not isinstance(result, torch.Tensor):
-        raise AssertionError(f"{call} returned {type(result).__name__}; return a torch.Tensor")
-    if result.shape != x.shape:
-        raise AssertionError(
-            f"{call} returned shape {tuple(result.shape)} for an input of shape {tuple(x.shape)}: "
-            "the output must have the input's shape (the mask (N, C, 1, 1) broadcasts over H, W)"
-        )
-    if result.dtype != x.dtype:
-        raise AssertionError(
-            f"{call} returned dtype {result.dtype} for a {x.dtype} input: keep the input's dtype"
-        )
-    return result
+    shape_hint = "the output must have the input's shape (the mask (N, C, 1, 1) broadcasts over H, W)"
+    return check_tensor_like(result, x, call, shape_hint=shape_hint)
 
 
 def _channel_structure(out: torch.Tensor, x: torch.Tensor, call: str) -> torch.Tensor:

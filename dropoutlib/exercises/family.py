@@ -16,7 +16,14 @@ from typing import Any
 
 import torch
 
-from dropoutlib.exercises._answers import as_number, call_answer, check_kept_scale, describe, require_function
+from dropoutlib.exercises._answers import (
+    as_number,
+    call_answer,
+    check_kept_scale,
+    check_tensor_like,
+    describe,
+    require_function,
+)
 from dropoutlib.variants import SELU_SATURATION
 
 __all__ = ["check_alpha_constants", "check_drop_path", "check_gaussian_dropout"]
@@ -25,18 +32,7 @@ _SEED = 2024
 
 
 def _tensor_result(result: Any, x: torch.Tensor, call: str) -> torch.Tensor:
-    if not isinstance(result, torch.Tensor):
-        raise AssertionError(f"{call} returned {describe(result)}; return a torch.Tensor")
-    if result.shape != x.shape:
-        raise AssertionError(
-            f"{call} returned shape {tuple(result.shape)} for an input of shape {tuple(x.shape)}: "
-            "the output must have the input's shape"
-        )
-    if result.dtype != x.dtype:
-        raise AssertionError(
-            f"{call} returned dtype {result.dtype} for a {x.dtype} input: keep the input's dtype"
-        )
-    return result
+    return check_tensor_like(result, x, call)
 
 
 # --- Gaussian dropout ------------------------------------------------------------------------------------

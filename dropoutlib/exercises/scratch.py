@@ -19,7 +19,13 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from dropoutlib.exercises._answers import as_number, call_answer, describe, require_function
+from dropoutlib.exercises._answers import (
+    as_number,
+    call_answer,
+    check_tensor_like,
+    describe,
+    require_function,
+)
 from dropoutlib.gradients import init_two_layer, per_example_gradients
 from dropoutlib.numpy_ref import numerical_gradient, relative_error
 
@@ -36,22 +42,15 @@ _SHAPE = (200, 50)  # 10,000 units: the fraction dropped is within 0.023 of p at
 
 
 def _tensor_result(result: Any, x: torch.Tensor, call: str) -> torch.Tensor:
-    if not isinstance(result, torch.Tensor):
-        raise AssertionError(
-            f"{call} returned a value of type {type(result).__name__}; return a torch.Tensor "
-            "(build the mask with torch, not NumPy, so that autograd can follow it)"
-        )
-    if result.shape != x.shape:
-        raise AssertionError(
-            f"{call} returned shape {tuple(result.shape)} for an input of shape {tuple(x.shape)}: "
-            "dropout must keep the input's shape (one mask entry per unit)"
-        )
-    if result.dtype != x.dtype:
-        raise AssertionError(
-            f"{call} returned dtype {result.dtype} for a {x.dtype} input: dropout must keep the "
-            "input's dtype (build the mask with torch.rand_like(x) or convert it with .to(x.dtype))"
-        )
-    return result
+    return check_tensor_like(
+        result,
+        x,
+        call,
+        tensor_hint=" (build the mask with torch, not NumPy, so that autograd can follow it)",
+        shape_hint="dropout must keep the input's shape (one mask entry per unit)",
+        dtype_hint="dropout must keep the input's dtype (build the mask with torch.rand_like(x) or convert "
+        "it with .to(x.dtype))",
+    )
 
 
 def _check_one_p(fn: Callable[..., Any], p: float) -> torch.Tensor:
