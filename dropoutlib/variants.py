@@ -22,6 +22,7 @@ evaluation mode (DropConnect: the plain linear map with the full weights).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import ClassVar
 
 import torch
@@ -298,7 +299,25 @@ def gaussian_dropout(
     return DropoutFunction.apply(input, noise)
 
 
-class GaussianDropout(nn.Module):
+class _NoiseLayer(nn.Module):
+    """The layer around a functional variant ``noise(input, p, training)``: it stores ``p`` and is the
+    identity in evaluation mode (the functions return their input when ``training`` is False)."""
+
+    dropout_variant: ClassVar[bool] = True
+    noise: ClassVar[Callable[..., torch.Tensor]]  # a functional variant, as a staticmethod
+
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__()
+        self.p = _stored_p(p)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return self.noise(input, self.p, self.training)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class GaussianDropout(_NoiseLayer):
     """Gaussian dropout layer: multiplicative ``N(1, p/q)`` noise in training, the identity in evaluation.
 
     See :func:`gaussian_dropout` for the math. Input of any shape; output of the same shape. No
@@ -316,18 +335,11 @@ class GaussianDropout(nn.Module):
         True
     """
 
-    dropout_variant: ClassVar[bool] = True
+    noise = staticmethod(gaussian_dropout)
 
     def __init__(self, p: float = 0.5) -> None:
-        super().__init__()
         _gaussian_p(p)
-        self.p = _stored_p(p)
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return gaussian_dropout(input, self.p, self.training)
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
+        super().__init__(p)
 
 
 # --- Alpha dropout ---------------------------------------------------------------------------------------
@@ -399,7 +411,7 @@ def alpha_dropout(
     return DropoutFunction.apply(input, kept.mul_(a)) + shift
 
 
-class AlphaDropout(nn.Module):
+class AlphaDropout(_NoiseLayer):
     """Alpha dropout layer, the same computation as ``torch.nn.AlphaDropout`` (written out here).
 
     In training mode, dropped units are set to SELU's saturation value and an affine map restores mean 0
@@ -422,17 +434,7 @@ class AlphaDropout(nn.Module):
         True
     """
 
-    dropout_variant: ClassVar[bool] = True
-
-    def __init__(self, p: float = 0.5) -> None:
-        super().__init__()
-        self.p = _stored_p(p)
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return alpha_dropout(input, self.p, self.training)
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
+    noise = staticmethod(alpha_dropout)
 
 
 # --- DropPath (stochastic depth) -------------------------------------------------------------------------
@@ -491,7 +493,7 @@ def drop_path(
     return DropoutFunction.apply(input, dropout_mask(input.new_empty(mask_shape), p, generator))
 
 
-class DropPath(nn.Module):
+class DropPath(_NoiseLayer):
     """DropPath (stochastic depth) layer: zero each example's input with probability ``p``, scale by 1/q.
 
     Put it on a residual branch: ``h + DropPath(p)(f(h))``. See :func:`drop_path` for the math. Input
@@ -509,17 +511,7 @@ class DropPath(nn.Module):
         True
     """
 
-    dropout_variant: ClassVar[bool] = True
-
-    def __init__(self, p: float = 0.5) -> None:
-        super().__init__()
-        self.p = _stored_p(p)
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return drop_path(input, self.p, self.training)
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
+    noise = staticmethod(drop_path)
 
 
 class ResidualBlock(nn.Module):
