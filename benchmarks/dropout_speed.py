@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 
 import dropoutlib
-from dropoutlib.costs import saved_bytes
+from dropoutlib.experiments.fused_dropout import saved_bytes
 from dropoutlib.fused import fused_dropout, triton_available
 
 METHODS = ("copy", "native", "scratch", "fused")

@@ -21,7 +21,7 @@ running statistics, so each example's prediction depends on that example alone. 
 (:func:`calibration_bins`, :func:`expected_calibration_error`) compare confidence with accuracy.
 
 Example:
-    >>> from dropoutlib import mlp
+    >>> from dropoutlib.course.models import mlp
     >>> model = mlp(4, [16], 3, p=0.5)
     >>> pred = mc_predict(model, torch.randn(8, 4), samples=20, seed=0)
     >>> pred.samples.shape, pred.mean.shape, pred.mutual_information.shape
@@ -177,11 +177,11 @@ def stochastic_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """The layers :func:`mc_predict` switches into sampling mode, as ``(name, module)`` pairs.
 
     These are the dropout layers of :func:`dropoutlib.diagnostics.dropout_layers` and every module whose
-    class sets ``dropout_variant = True`` (the layers of :mod:`dropoutlib.variants`: DropConnect,
+    class sets ``dropout_variant = True`` (the layers of :mod:`dropoutlib.nn`: DropConnect,
     Gaussian and alpha dropout, DropPath, DropBlock).
 
     Example:
-        >>> from dropoutlib import mlp
+        >>> from dropoutlib.course.models import mlp
         >>> stochastic_layers(mlp(4, [8], 2, p=0.5))
         [('2', Dropout(p=0.5, inplace=False))]
     """
@@ -227,7 +227,7 @@ def mc_predict(
         An :class:`MCPrediction` holding the ``T`` outputs, shape ``(T, n, k)``.
 
     Example:
-        >>> from dropoutlib import mlp
+        >>> from dropoutlib.course.models import mlp
         >>> model = mlp(4, [16], 3, p=0.5).eval()
         >>> x = torch.randn(5, 4)
         >>> a, b = mc_predict(model, x, 10, seed=1), mc_predict(model, x, 10, seed=1)
@@ -264,7 +264,7 @@ def eval_predict(model: nn.Module, x: torch.Tensor, *, task: str = "classificati
     outputs. This is the weight-scaling prediction that :func:`mc_predict` is compared with.
 
     Example:
-        >>> from dropoutlib import mlp
+        >>> from dropoutlib.course.models import mlp
         >>> model = mlp(4, [16], 3, p=0.5)
         >>> x = torch.randn(5, 4)
         >>> torch.equal(eval_predict(model, x), eval_predict(model, x)), model.training

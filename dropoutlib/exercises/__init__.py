@@ -32,27 +32,27 @@ from dropoutlib.exercises.convolutions import (
     check_neighbour_correlation,
     check_spatial_dropout,
 )
+from dropoutlib.exercises.dropout_family import (
+    check_alpha_constants,
+    check_drop_path,
+    check_gaussian_dropout,
+)
 from dropoutlib.exercises.ensemble import (
     check_exact_average,
     check_normalized_geometric_mean,
     check_renormalized_drop_rate,
 )
-from dropoutlib.exercises.family import (
-    check_alpha_constants,
-    check_drop_path,
-    check_gaussian_dropout,
+from dropoutlib.exercises.from_scratch import (
+    check_bitwise_dropout,
+    check_dropout,
+    check_dropout_backward,
+    check_zero_gradient_move,
+    check_zero_gradient_pairs,
 )
-from dropoutlib.exercises.fused import (
+from dropoutlib.exercises.fused_dropout import (
     check_dropout_traffic,
     check_philox_round,
     check_uniform_at,
-)
-from dropoutlib.exercises.inference import (
-    check_all_ones_unit_std,
-    check_dropout_module_modes,
-    check_dropout_unit_test,
-    check_keep_prob_conversion,
-    check_test_time_weight_scaling,
 )
 from dropoutlib.exercises.mc_dropout import (
     check_auroc,
@@ -67,18 +67,18 @@ from dropoutlib.exercises.overfitting import (
     check_total_variation,
     check_underfitting,
 )
-from dropoutlib.exercises.regularization import (
+from dropoutlib.exercises.training_vs_inference import (
+    check_all_ones_unit_std,
+    check_dropout_module_modes,
+    check_dropout_unit_test,
+    check_keep_prob_conversion,
+    check_test_time_weight_scaling,
+)
+from dropoutlib.exercises.weight_decay import (
     check_dropout_penalty,
     check_dropout_ridge_solution,
     check_equivalent_weight_decay,
     check_standard_dropout_loss,
-)
-from dropoutlib.exercises.scratch import (
-    check_bitwise_dropout,
-    check_dropout,
-    check_dropout_backward,
-    check_zero_gradient_move,
-    check_zero_gradient_pairs,
 )
 from dropoutlib.exercises.when_it_helps import (
     check_idx_header,

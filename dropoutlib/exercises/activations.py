@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from dropoutlib.activations import active_units, dead_units
 from dropoutlib.exercises._answers import as_number, call_answer, require_function
+from dropoutlib.experiments.activations import active_units, dead_units
 
 __all__ = ["check_active_units", "check_dead_unit_fraction", "check_dropout_noise_variance"]
 

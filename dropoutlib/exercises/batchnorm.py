@@ -19,8 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from dropoutlib.batchnorm import batchnorm_layers, train_mode_variance
 from dropoutlib.exercises._answers import as_number, call_answer, describe, require_function
+from dropoutlib.experiments.batchnorm import batchnorm_layers, train_mode_variance
 
 __all__ = ["check_mixed_variance", "check_recalibrate_batchnorm", "check_train_mode_variance"]
 
@@ -252,7 +252,7 @@ def check_recalibrate_batchnorm(recalibrate: Callable[[nn.Module, torch.Tensor],
     every module's ``training`` flag and every BN layer's ``momentum`` must be as they were.
 
     Example:
-        >>> from dropoutlib.batchnorm import recalibrate_batchnorm
+        >>> from dropoutlib.experiments.batchnorm import recalibrate_batchnorm
         >>> check_recalibrate_batchnorm(recalibrate_batchnorm)
         Correct: dropout off, BN statistics reset and re-estimated in one pass, modes and momenta restored.
     """

@@ -17,10 +17,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from dropoutlib._threads import torch_threads
-from dropoutlib.buggy import FunctionalDropoutMLP, bn_mlp
+from dropoutlib.course._threads import torch_threads
+from dropoutlib.course.models import mlp
 from dropoutlib.exercises._answers import as_number, call_answer, describe, require_function
-from dropoutlib.models import mlp
+from dropoutlib.experiments.bugs import FunctionalDropoutMLP, bn_mlp
 
 __all__ = ["check_eval_determinism_test", "check_mc_predict", "check_output_dropout_optimum"]
 
@@ -228,7 +228,7 @@ def check_mc_predict(mc_predict: Callable[[nn.Module, torch.Tensor, int], Any]) 
     long Monte Carlo run (within 6 standard errors), and predicts a single example alone.
 
     Example:
-        >>> from dropoutlib.buggy import careful_mc_predict
+        >>> from dropoutlib.experiments.bugs import careful_mc_predict
         >>> check_mc_predict(careful_mc_predict)
         Correct: dropout sampled, BatchNorm in eval mode, its statistics untouched.
     """

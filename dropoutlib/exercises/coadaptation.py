@@ -19,9 +19,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dropoutlib.coadaptation import ablation_importance, hidden_activations
+from dropoutlib.course.models import mlp
 from dropoutlib.exercises._answers import as_number, call_answer, describe, require_function
-from dropoutlib.models import mlp
+from dropoutlib.experiments.coadaptation import ablation_importance, hidden_activations
 
 __all__ = ["check_ablation_importance", "check_copies_equilibrium", "check_gini"]
 
@@ -108,7 +108,7 @@ def check_ablation_importance(
     as it was found (weights and training mode).
 
     Example:
-        >>> from dropoutlib.coadaptation import ablation_importance
+        >>> from dropoutlib.experiments.coadaptation import ablation_importance
         >>> check_ablation_importance(ablation_importance)
         Correct: I_j = loss with unit j zeroed - loss of the full network, with dropout off.
     """
@@ -183,7 +183,7 @@ def check_gini(gini: Callable[[torch.Tensor], Any]) -> None:
     equal, :math:`(n-1)/n` when one unit holds everything.
 
     Example:
-        >>> from dropoutlib.coadaptation import gini
+        >>> from dropoutlib.experiments.coadaptation import gini
         >>> check_gini(gini)
         Correct: 0 for equal importances, (n-1)/n for one unit, unchanged by scaling.
     """

@@ -16,7 +16,6 @@ from typing import Any
 
 import torch
 
-from dropoutlib.convnets import neighbour_correlation
 from dropoutlib.exercises._answers import (
     call_answer,
     check_kept_scale,
@@ -24,6 +23,7 @@ from dropoutlib.exercises._answers import (
     describe,
     require_function,
 )
+from dropoutlib.experiments.convolutions import neighbour_correlation
 
 __all__ = ["check_neighbour_correlation", "check_spatial_dropout"]
 
@@ -282,7 +282,8 @@ def check_neighbour_correlation(fn: Callable[..., Any]) -> None:
 
     ``maps`` has shape ``(N, C, H, W)``; the answer must return ``C`` numbers, the Pearson correlation
     between ``maps[:, c, :, j]`` and ``maps[:, c, :, j + offset]`` over all examples and all
-    positions where both exist (as :func:`dropoutlib.convnets.neighbour_correlation` computes).
+    positions where both exist (as
+    :func:`~dropoutlib.experiments.convolutions.neighbour_correlation` computes).
     Three channels with different structure and two offsets are tried; an answer off by more than
     1e-4 is compared with the usual mistakes (vertical pairs, no centering, covariance, wrap-around,
     per-example averaging, ignoring ``offset``) and the mistake is named.

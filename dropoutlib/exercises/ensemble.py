@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from dropoutlib.ensemble import all_masks, expected_over_masks, mask_probabilities
 from dropoutlib.exercises._answers import as_number, call_answer, describe, require_function
+from dropoutlib.experiments.ensemble import all_masks, expected_over_masks, mask_probabilities
 
 __all__ = [
     "check_exact_average",
@@ -141,7 +141,7 @@ def check_exact_average(
         \operatorname{softmax}\big(\text{layer}(m \odot h / q)\big).
 
     Example:
-        >>> from dropoutlib.ensemble import expected_over_masks
+        >>> from dropoutlib.experiments.ensemble import expected_over_masks
         >>> def exact_average(h, layer, p):
         ...     return expected_over_masks(lambda a: torch.softmax(layer(a), -1), h, p)
         >>> check_exact_average(exact_average)

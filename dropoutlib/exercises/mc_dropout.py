@@ -230,7 +230,7 @@ def check_auroc(auroc: Callable[[torch.Tensor, torch.Tensor], Any]) -> None:
     + \frac12 \mathbb 1[s^{\text{out}}_j = s^{\text{in}}_i]\big)`.
 
     Example:
-        >>> from dropoutlib.ood import auroc
+        >>> from dropoutlib.experiments.mc_dropout import auroc
         >>> check_auroc(auroc)
         Correct: P(out > in) + P(tie) / 2, whatever the sizes of the two sets.
     """

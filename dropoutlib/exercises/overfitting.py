@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from dropoutlib.course.models import mlp
 from dropoutlib.exercises._answers import as_number, call_answer, describe, require_function
-from dropoutlib.models import mlp
-from dropoutlib.toy_fits import ToyFit, total_variation
+from dropoutlib.experiments.overfitting import ToyFit, total_variation
 
 __all__ = [
     "check_collapsed_line",
@@ -331,8 +331,9 @@ _UNDERFITTING_MISTAKES = [
 def check_underfitting(underfits: Callable[[ToyFit, float, float], bool]) -> None:
     """Check a function that tells whether a fit of chapter 1 underfits.
 
-    ``underfits(fit, line_train, line_tv)`` gets a :class:`~dropoutlib.toy_fits.ToyFit` (as
-    returned by :func:`~dropoutlib.toy_fits.fit_toy_regression`), the training MSE of the true line
+    ``underfits(fit, line_train, line_tv)`` gets a :class:`~dropoutlib.experiments.overfitting.ToyFit` (as
+    returned by :func:`~dropoutlib.experiments.overfitting.fit_toy_regression`),
+    the training MSE of the true line
     and the line's total variation. A fit underfits when it is both worse than the true line on the
     training points (``fit.train_loss > line_train``: it misses even the signal) and flatter than it
     (``fit.roughness < line_tv``). The check tries six fits, from one through every point to a

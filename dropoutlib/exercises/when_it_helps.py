@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from dropoutlib.data import read_idx
+from dropoutlib.course.data import read_idx
 from dropoutlib.exercises._answers import as_number, call_answer, describe, require_function
 
 __all__ = ["check_idx_header", "check_paired_gain", "check_units_for_dropout"]
@@ -142,7 +142,7 @@ def check_idx_header(idx_header: Callable[..., Any]) -> None:
 
     The header is the magic number (two zero bytes, the type code, the number of dimensions)
     followed by every size as a big-endian unsigned 32-bit integer. The check also appends values to
-    the header and reads the file back with :func:`dropoutlib.data.read_idx`.
+    the header and reads the file back with :func:`dropoutlib.course.data.read_idx`.
 
     Example:
         >>> def idx_header(shape, type_code=0x08):

@@ -1,0 +1,517 @@
+"""Looking inside a network while it trains: the hidden activations of an MLP, with and without dropout.
+
+The measurements behind chapter 7 ("Sparse activations and stable training"):
+
+- :func:`hidden_modules` finds the activation module of each hidden layer of an :func:`~course.mlp`;
+  :func:`layer_activations` runs one forward pass with forward hooks on them and returns what each
+  hidden layer computed, in evaluation mode (dropout off) or in training mode (dropout on).
+- :func:`active_units`, :func:`dead_units` and :func:`layer_statistics` summarize one layer's
+  activations ``A`` of shape ``(n_examples, width)``: the number of units with ``A > 0`` per example,
+  the units that are never positive, and the mean, standard deviation and variance of all entries.
+- :class:`ActivationRecorder` listens, with forward hooks, to the evaluation passes that
+  :func:`~course.fit` already makes on the test set every ``eval_every`` epochs and keeps the
+  statistics of each layer: the training loop is not touched and no extra forward pass is made.
+- :func:`activation_experiment` trains one MLP on the digits with the recorder attached and returns an
+  :class:`ActivationRun`; :func:`plot_trace` and :func:`plot_histograms` draw what it recorded.
+
+Notation: ``p`` is the probability of dropping a unit, ``q = 1 - p`` the probability of keeping it.
+A unit is *active* on an example when its activation is positive (for ReLU: its pre-activation is).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from dropoutlib._validation import check_floating, check_positive_int, check_probability
+from dropoutlib.course.data import Split, load_digits
+from dropoutlib.course.models import mlp
+from dropoutlib.course.seeding import check_seed, seed_everything
+from dropoutlib.course.train import History, fit
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+__all__ = [
+    "BATCH_SIZE",
+    "EPOCHS",
+    "EVAL_EVERY",
+    "HIDDEN",
+    "LR",
+    "P",
+    "STATISTICS",
+    "ActivationRecorder",
+    "ActivationRun",
+    "ActivationTrace",
+    "activation_experiment",
+    "active_units",
+    "dead_units",
+    "hidden_modules",
+    "layer_activations",
+    "layer_statistics",
+    "plot_histograms",
+    "plot_trace",
+]
+
+#: Hidden widths of the chapter's MLP (64 inputs, 10 classes): 64-256-128-64-10.
+HIDDEN: tuple[int, ...] = (256, 128, 64)
+#: Drop probability of the dropout model (after every hidden ReLU).
+P = 0.5
+#: Training: epochs, minibatch size and Adam's learning rate.
+EPOCHS = 60
+BATCH_SIZE = 256
+LR = 1e-3
+#: Statistics are recorded every this many epochs (and before training).
+EVAL_EVERY = 3
+
+#: The per-layer statistics that :func:`layer_statistics` computes and a trace records.
+STATISTICS: tuple[str, ...] = ("active", "active_fraction", "mean", "std", "variance", "dead")
+
+
+def _check_activations(activations: Any, name: str = "activations") -> torch.Tensor:
+    check_floating(activations, name)
+    if activations.ndim != 2 or activations.shape[0] == 0:
+        raise ValueError(
+            f"{name} must have shape (n_examples, width) with n_examples >= 1, "
+            f"got shape {tuple(activations.shape)}"
+        )
+    return activations
+
+
+def active_units(activations: torch.Tensor) -> torch.Tensor:
+    r"""The number of active units of each example: :math:`k_i = \#\{j : A_{ij} > 0\}`.
+
+    Args:
+        activations: one layer's activations ``A``, shape ``(n_examples, width)``.
+
+    Returns:
+        An int64 tensor of shape ``(n_examples,)``.
+
+    Example:
+        >>> active_units(torch.tensor([[0.0, 1.5, 2.0], [0.0, 0.0, 0.3]]))
+        tensor([2, 1])
+    """
+    activations = _check_activations(activations)
+    return (activations > 0).sum(dim=1)
+
+
+def dead_units(activations: torch.Tensor) -> torch.Tensor:
+    r"""Which units are *dead* on these examples: never active, :math:`A_{ij} \le 0` for every ``i``.
+
+    A dead ReLU unit passes no gradient back from any of these examples either (the derivative of
+    ReLU is 0 where its input is negative), so on these data it cannot come back to life.
+
+    Args:
+        activations: one layer's activations ``A``, shape ``(n_examples, width)``.
+
+    Returns:
+        A bool tensor of shape ``(width,)``, True for the dead units.
+
+    Example:
+        >>> dead_units(torch.tensor([[0.0, 1.5, 0.0], [0.0, 0.0, 0.3]]))
+        tensor([ True, False, False])
+    """
+    activations = _check_activations(activations)
+    return ~(activations > 0).any(dim=0)
+
+
+def layer_statistics(activations: torch.Tensor) -> dict[str, float]:
+    r"""Summary statistics of one layer's activations ``A`` (shape ``(n, width)``).
+
+    - ``active``: mean number of active units per example, :math:`\frac1n\sum_i k_i`
+      (:func:`active_units`); ``active_fraction``: the same divided by the width;
+    - ``mean``, ``std``, ``variance``: of all :math:`n \cdot \text{width}` entries together (zeros
+      included; population variance, divided by the number of entries), as the source measured them;
+    - ``dead``: the number of units never active on these examples (:func:`dead_units`).
+
+    Returns:
+        A dict with the keys of :data:`STATISTICS`, values as Python floats.
+
+    Example:
+        >>> stats = layer_statistics(torch.tensor([[0.0, 2.0], [0.0, 4.0]]))
+        >>> stats["active"], stats["mean"], stats["variance"], stats["dead"]
+        (1.0, 1.5, 2.75, 1.0)
+    """
+    activations = _check_activations(activations).detach().double()
+    width = activations.shape[1]
+    active = active_units(activations).double().mean().item()
+    return {
+        "active": active,
+        "active_fraction": active / width,
+        "mean": activations.mean().item(),
+        "std": activations.std(correction=0).item(),
+        "variance": activations.var(correction=0).item(),
+        "dead": float(dead_units(activations).sum().item()),
+    }
+
+
+def hidden_modules(model: nn.Module, *, after_dropout: bool = False) -> list[nn.Module]:
+    """The module whose output is each hidden layer's activation, in an ``nn.Sequential`` MLP.
+
+    For the layout of :func:`~course.mlp` (``Linear act [Dropout] ... Linear``) these are the
+    modules right after every ``Linear`` but the last (the activations). With ``after_dropout=True``
+    a hidden layer followed by an ``nn.Dropout`` (or :class:`dropoutlib.Dropout`) is represented by
+    that dropout module instead: its output is what the next layer receives (the same as the
+    activation in evaluation mode; thinned and scaled by ``1/q`` in training mode).
+
+    Example:
+        >>> model = mlp(64, [32, 16], 10, p=0.5)
+        >>> [type(m).__name__ for m in hidden_modules(model)]
+        ['ReLU', 'ReLU']
+        >>> [type(m).__name__ for m in hidden_modules(model, after_dropout=True)]
+        ['Dropout', 'Dropout']
+    """
+    if not isinstance(model, nn.Sequential):
+        raise TypeError(f"model must be an nn.Sequential MLP, got {type(model).__name__}")
+    layers = list(model)
+    linear_positions = [i for i, layer in enumerate(layers) if isinstance(layer, nn.Linear)]
+    if not linear_positions:
+        raise ValueError("model has no nn.Linear layer: it is not an MLP")
+    found = []
+    for position in linear_positions[:-1]:
+        index = position + 1
+        if index >= len(layers) or isinstance(layers[index], nn.Linear):
+            raise ValueError(f"the Linear layer at index {position} is not followed by an activation")
+        follower = layers[index + 1] if index + 1 < len(layers) else None
+        if after_dropout and "dropout" in type(follower).__name__.lower():
+            index += 1
+        found.append(layers[index])
+    return found
+
+
+def layer_activations(
+    model: nn.Module, x: torch.Tensor, *, training: bool = False, after_dropout: bool = False
+) -> list[torch.Tensor]:
+    """Each hidden layer's activations on ``x``, read with forward hooks during one forward pass.
+
+    Args:
+        model: an ``nn.Sequential`` MLP (see :func:`hidden_modules`).
+        x: inputs, shape ``(n, in_features)``.
+        training: run the pass in training mode (dropout on, masks from torch's global generator:
+            seed it first) instead of evaluation mode. Every submodule's mode is restored afterwards.
+        after_dropout: read each layer after its dropout module (what the next layer receives).
+
+    Returns:
+        One tensor of shape ``(n, width)`` per hidden layer, detached.
+
+    Example:
+        >>> _ = torch.manual_seed(0)
+        >>> model = mlp(4, [8, 6], 3, p=0.5)
+        >>> [tuple(a.shape) for a in layer_activations(model, torch.randn(5, 4))]
+        [(5, 8), (5, 6)]
+    """
+    check_floating(x, "x")
+    modules = hidden_modules(model, after_dropout=after_dropout)
+    outputs: list[torch.Tensor] = []
+    handles = [
+        module.register_forward_hook(lambda _m, _i, out: outputs.append(out.detach().clone()))
+        for module in modules
+    ]
+    modes = [module.training for module in model.modules()]
+    model.train(training)
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+        for module, mode in zip(model.modules(), modes, strict=True):
+            module.training = mode
+    return outputs
+
+
+@dataclass(frozen=True, eq=False)
+class ActivationTrace:
+    """Per-layer statistics of the hidden activations, recorded at several epochs.
+
+    Attributes:
+        epoch: the epochs at which the statistics were recorded (0: before training), shape ``(R,)``.
+        widths: the widths of the hidden layers.
+        stats: for each name in :data:`STATISTICS`, an array of shape ``(R, n_layers)``.
+
+    Example:
+        >>> trace = ActivationTrace(np.array([0, 3]), (2,), {"mean": np.array([[0.5], [0.7]])})
+        >>> trace["mean"][:, 0].tolist(), trace.at(3, "mean").tolist()
+        ([0.5, 0.7], [0.7])
+    """
+
+    epoch: np.ndarray
+    widths: tuple[int, ...]
+    stats: dict[str, np.ndarray]
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self.stats:
+            raise KeyError(f"no statistic {name!r}; recorded: {sorted(self.stats)}")
+        return self.stats[name]
+
+    def at(self, epoch: int, name: str) -> np.ndarray:
+        """The statistic ``name`` of every layer at the recorded epoch closest to ``epoch``."""
+        row = int(np.argmin(np.abs(self.epoch - epoch)))
+        return self[name][row]
+
+
+class ActivationRecorder:
+    """Record per-layer activation statistics whenever ``model`` runs in evaluation mode on ``probe``.
+
+    Used as a context manager around :func:`~course.fit`: fit evaluates the model on the whole
+    test set every ``eval_every`` epochs, in evaluation mode; with ``probe=data.x_test`` the recorder
+    keeps :func:`layer_statistics` of every hidden layer at each of those passes. Forward hooks do the
+    work (a pre-hook on the model recognizes the probe, by shape and storage; hooks on the hidden
+    activations compute the statistics), so the training loop is unchanged, and passes in training
+    mode, on minibatches or on other data are ignored. Call :meth:`snapshot` for a record outside
+    fit (before training, for instance).
+
+    Example:
+        >>> _ = torch.manual_seed(0)
+        >>> model, probe = mlp(4, [8], 2, p=0.5), torch.randn(20, 4)
+        >>> with ActivationRecorder(model, probe) as recorder:
+        ...     recorder.snapshot()
+        ...     _ = model.train()(probe)  # training mode: not recorded
+        ...     _ = model.eval()(probe)   # recorded
+        >>> len(recorder.records), sorted(recorder.records[0][0]) == sorted(STATISTICS)
+        (2, True)
+    """
+
+    def __init__(self, model: nn.Module, probe: torch.Tensor) -> None:
+        check_floating(probe, "probe")
+        self.model = model
+        self.probe = probe
+        self.modules = hidden_modules(model)
+        #: One entry per recorded pass: a list with one statistics dict per hidden layer.
+        self.records: list[list[dict[str, float]]] = []
+        self._current: list[dict[str, float]] | None = None
+        self._handles: list[Any] = []
+
+    def _is_probe(self, x: torch.Tensor) -> bool:
+        return (
+            isinstance(x, torch.Tensor)
+            and x.shape == self.probe.shape
+            and x.device == self.probe.device
+            and (x is self.probe or x.data_ptr() == self.probe.data_ptr())
+        )
+
+    def _before(self, model: nn.Module, inputs: tuple[Any, ...]) -> None:
+        if not model.training and inputs and self._is_probe(inputs[0]):
+            self._current = []
+
+    def _after(self, _model: nn.Module, _inputs: Any, _output: Any) -> None:
+        if self._current is not None:
+            self.records.append(self._current)
+            self._current = None
+
+    def _layer(self, _module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
+        if self._current is not None:
+            self._current.append(layer_statistics(output))
+
+    def __enter__(self) -> ActivationRecorder:
+        self._handles = [
+            self.model.register_forward_pre_hook(self._before),
+            self.model.register_forward_hook(self._after),
+            *(module.register_forward_hook(self._layer) for module in self.modules),
+        ]
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    def snapshot(self) -> None:
+        """Run the model once on the probe in evaluation mode (restoring its mode) and record it."""
+        if not self._handles:
+            raise RuntimeError("use the recorder as a context manager: `with ActivationRecorder(...)`")
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                self.model(self.probe)
+        finally:
+            self.model.train(was_training)
+
+    def trace(self, epochs: Sequence[int]) -> ActivationTrace:
+        """The records as an :class:`ActivationTrace`, labelled with ``epochs`` (one per record)."""
+        if len(epochs) != len(self.records):
+            raise ValueError(f"got {len(epochs)} epochs for {len(self.records)} records")
+        widths = tuple(module.out_features for module in self.model if isinstance(module, nn.Linear))
+        stats = {
+            name: np.array([[layer[name] for layer in record] for record in self.records])
+            for name in STATISTICS
+        }
+        return ActivationTrace(np.asarray(epochs), widths[:-1], stats)
+
+
+@dataclass(frozen=True, eq=False)
+class ActivationRun:
+    """One trained MLP and what was measured inside it (see :func:`activation_experiment`).
+
+    Attributes:
+        p: drop probability after every hidden ReLU (0: no dropout).
+        seed: the seed of the initial weights, the dropout masks and the minibatch order.
+        model: the trained network (in evaluation mode).
+        history: losses and accuracies per epoch (:class:`~dropoutlib.course.train.History`).
+        trace: activation statistics on the test set over training, evaluation mode.
+        activations: each hidden layer's activations on the test set after training, evaluation mode.
+        train_mode_activations: what each hidden layer passes on (after its dropout) on the test set
+            after training, in training mode, one draw of the masks (the same as ``activations``
+            without dropout).
+    """
+
+    p: float
+    seed: int
+    model: nn.Module
+    history: History
+    trace: ActivationTrace
+    activations: list[torch.Tensor]
+    train_mode_activations: list[torch.Tensor]
+
+    @property
+    def label(self) -> str:
+        """``"no dropout"`` or ``"p = 0.5"``."""
+        return "no dropout" if self.p == 0 else f"p = {self.p:g}"
+
+
+def activation_experiment(
+    p: float = P,
+    *,
+    seed: int = 0,
+    hidden: Sequence[int] = HIDDEN,
+    epochs: int = EPOCHS,
+    batch_size: int = BATCH_SIZE,
+    lr: float = LR,
+    eval_every: int = EVAL_EVERY,
+    data: Split | None = None,
+    progress: bool = False,
+) -> ActivationRun:
+    """Train an MLP on the digits and record its hidden activations on the test set over training.
+
+    The network is ``mlp(64, hidden, 10, p=p)`` (ReLU, dropout ``p`` after each hidden ReLU), built
+    right after ``seed_everything(seed)``, so runs with the same seed start from the same weights
+    whatever ``p``. It is trained by :func:`~course.fit` (Adam, learning rate ``lr``, minibatches
+    of ``batch_size``) with an :class:`ActivationRecorder` on the test set, which records before
+    training and every ``eval_every`` epochs, in evaluation mode. After training, the test set's
+    activations are read once in evaluation mode and once in training mode (masks seeded by
+    ``seed``).
+
+    Args:
+        p: drop probability (0 for the baseline).
+        seed: seeds the weights, the masks and the minibatch order.
+        hidden, epochs, batch_size, lr, eval_every: the network and its training.
+        data: the data (default: ``load_digits()``, standardized with training statistics).
+        progress: show fit's progress bar.
+
+    Example:
+        >>> run = activation_experiment(0.5, hidden=(16,), epochs=2, eval_every=1)
+        >>> run.trace.epoch.tolist(), run.trace["active"].shape, run.label
+        ([0, 1, 2], (3, 1), 'p = 0.5')
+    """
+    p = check_probability(p)
+    seed = check_seed(seed)
+    eval_every = check_positive_int(eval_every, "eval_every")
+    data = load_digits() if data is None else data
+    if not isinstance(data, Split):
+        raise TypeError(f"data must be a dropoutlib.course.data.Split, got {type(data).__name__}")
+    seed_everything(seed)
+    n_classes = int(torch.cat([data.y_train, data.y_test]).max().item()) + 1
+    model = mlp(data.n_features, list(hidden), n_classes, p=p)
+    with ActivationRecorder(model, data.x_test) as recorder:
+        recorder.snapshot()
+        history = fit(
+            model, data, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
+            progress=progress, eval_every=eval_every,
+        )
+    trace = recorder.trace([0, *history.epoch])
+    activations = layer_activations(model, data.x_test)
+    torch.manual_seed(seed)
+    train_mode = layer_activations(model, data.x_test, training=True, after_dropout=True)
+    return ActivationRun(p, seed, model, history, trace, activations, train_mode)
+
+
+def plot_trace(
+    axes: Sequence[Axes],
+    runs: Sequence[ActivationRun],
+    statistic: str,
+    colors: Sequence[str] | None = None,
+    legend: bool = True,
+) -> None:
+    """Plot one recorded statistic against the epoch, one panel per hidden layer.
+
+    Args:
+        axes: one matplotlib ``Axes`` per hidden layer.
+        runs: the runs to compare (one line each, labelled with :attr:`ActivationRun.label`).
+        statistic: a name from :data:`STATISTICS`.
+        colors: one colour per run (default: the axes' colour cycle).
+        legend: draw a legend in the first panel.
+
+    Example:
+        >>> import matplotlib.pyplot as plt
+        >>> run = activation_experiment(0.5, hidden=(8, 4), epochs=2, eval_every=1)
+        >>> fig, axes = plt.subplots(1, 2)
+        >>> plot_trace(axes, [run], "active")
+        >>> axes[0].get_title()
+        'layer 1 (8 units)'
+        >>> plt.close(fig)
+    """
+    if statistic not in STATISTICS:
+        raise ValueError(f"statistic must be one of {STATISTICS}, got statistic={statistic!r}")
+    axes = list(np.ravel(np.asarray(axes, dtype=object)))
+    widths = runs[0].trace.widths
+    if len(axes) != len(widths):
+        raise ValueError(f"need one axes per hidden layer ({len(widths)}), got {len(axes)}")
+    for k, run in enumerate(runs):
+        color = None if colors is None else colors[k]
+        for layer, ax in enumerate(axes):
+            ax.plot(run.trace.epoch, run.trace[statistic][:, layer], color=color, label=run.label)
+    for layer, ax in enumerate(axes):
+        ax.set_title(f"layer {layer + 1} ({widths[layer]} units)")
+        ax.set_xlabel("epoch")
+    if legend:
+        axes[0].legend()
+
+
+def plot_histograms(
+    axes: Sequence[Axes],
+    runs: Sequence[ActivationRun],
+    colors: Sequence[str] | None = None,
+    bins: int = 40,
+) -> None:
+    """Histograms of the positive activations of each hidden layer after training (evaluation mode).
+
+    Zeros (inactive units) would dwarf everything else, so only positive entries are binned and the
+    legend gives the share of zeros. The y axis is the share of all entries of the layer per bin, so
+    that the runs compare directly.
+
+    Example:
+        >>> import matplotlib.pyplot as plt
+        >>> run = activation_experiment(0.0, hidden=(8,), epochs=1)
+        >>> fig, ax = plt.subplots()
+        >>> plot_histograms([ax], [run])
+        >>> ax.get_xlabel()
+        'activation (positive entries)'
+        >>> plt.close(fig)
+    """
+    axes = list(np.ravel(np.asarray(axes, dtype=object)))
+    widths = runs[0].trace.widths
+    if len(axes) != len(widths):
+        raise ValueError(f"need one axes per hidden layer ({len(widths)}), got {len(axes)}")
+    for layer, ax in enumerate(axes):
+        top = max(run.activations[layer].max().item() for run in runs)
+        edges = np.linspace(0.0, max(top, 1e-6), bins + 1)
+        for k, run in enumerate(runs):
+            values = run.activations[layer].flatten().double().numpy()
+            positive = values[values > 0]
+            zeros = 1.0 - positive.size / values.size
+            ax.hist(
+                positive, bins=edges, weights=np.full(positive.size, 1.0 / values.size),
+                histtype="step", lw=1.8, color=None if colors is None else colors[k],
+                label=f"{run.label}: {zeros:.0%} zeros",
+            )
+        ax.set_title(f"layer {layer + 1} ({widths[layer]} units)")
+        ax.set_xlabel("activation (positive entries)")
+        ax.set_yscale("log")
+        ax.legend(fontsize=8, loc="upper right")
+    axes[0].set_ylabel("share of entries per bin")

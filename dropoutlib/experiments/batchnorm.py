@@ -1,0 +1,711 @@
+r"""Dropout and batch normalization: the variance shift, how to measure it, and two ways around it.
+
+Batch normalization (BN) learns, during training, a running mean and variance for every feature of its
+input, and uses them at test time. When dropout sits *before* a BN layer, the variance BN sees in
+training includes dropout's noise, and the variance it sees at test time does not: the stored
+statistics no longer describe the test-time input. Li et al. (2019) call this the *variance shift*.
+
+For one feature :math:`x` with mean :math:`\mu` and variance :math:`\sigma^2`, inverted dropout
+passes :math:`y = m x / q` in training (:math:`m \sim \mathrm{Bernoulli}(q)`, independent of
+:math:`x`) and :math:`y = x` in evaluation, so
+
+.. math::
+
+    \mathrm E[y] = \mu \text{ in both modes}, \qquad
+    \mathrm{Var}_\text{train}(y) = \frac{\sigma^2 + \mu^2}{q} - \mu^2, \qquad
+    \mathrm{Var}_\text{eval}(y) = \sigma^2,
+
+and the ratio is :math:`(1 + p\,\mu^2/\sigma^2)/q \ge 1/q` (:func:`train_mode_variance`,
+:func:`variance_shift_ratio`).
+
+The pieces:
+
+- :func:`batchnorm_mlp` builds MLPs with the block orders the chapter compares (:data:`ORDERS`).
+- :func:`measure_variance_shift` reads, with forward hooks, the per-feature variance of every BN
+  layer's input in training and in evaluation mode, next to the BN's running variance.
+- :func:`recalibrate_batchnorm` re-estimates the running statistics with dropout switched off.
+- :func:`batchnorm_experiment` trains one network on the digits and measures all of the above.
+
+Notation: ``p`` is the probability of dropping a unit, ``q = 1 - p`` the probability of keeping it.
+(Li et al. write :math:`p` for the keep probability.)
+"""
+
+from __future__ import annotations
+
+import copy
+import numbers
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from dropoutlib._modes import restored_modes
+from dropoutlib._validation import check_floating, check_positive_int, check_probability
+from dropoutlib.course.data import Split, load_digits
+from dropoutlib.course.seeding import check_seed, seed_everything
+from dropoutlib.course.train import History, evaluate, fit
+
+__all__ = [
+    "BATCH_SIZE",
+    "EPOCHS",
+    "HIDDEN",
+    "LR",
+    "ORDERS",
+    "ORDER_LABELS",
+    "P",
+    "SHALLOW",
+    "STACK_004_HIDDEN",
+    "STACK_004_P",
+    "BatchNormRun",
+    "VarianceShift",
+    "batchnorm_experiment",
+    "batchnorm_layers",
+    "batchnorm_mlp",
+    "measure_variance_shift",
+    "mixed_train_variance",
+    "recalibrate_batchnorm",
+    "shift_versus_p",
+    "train_mode_variance",
+    "variance_shift_ratio",
+]
+
+#: The block orders :func:`batchnorm_mlp` builds.
+ORDERS: tuple[str, ...] = ("dropout-bn", "bn-dropout", "last")
+
+#: What each order puts in a hidden block, for tables and legends.
+ORDER_LABELS: dict[str, str] = {
+    "dropout-bn": "Linear-Dropout-BN-ReLU",
+    "bn-dropout": "Linear-BN-ReLU-Dropout",
+    "last": "Linear-BN-ReLU, dropout after the last block",
+}
+
+#: The chapter's deep network (eight blocks) and its shallow twin (three blocks of the same width).
+HIDDEN: tuple[int, ...] = (64,) * 8
+SHALLOW: tuple[int, ...] = (64,) * 3
+#: Drop probability, epochs, minibatch size and Adam's learning rate of the chapter's runs.
+P = 0.4
+EPOCHS = 30
+BATCH_SIZE = 64
+LR = 1e-3
+#: The 004 notebook's hidden widths and drop probabilities (Dense-BatchNorm-ReLU-Dropout blocks).
+STACK_004_HIDDEN: tuple[int, ...] = (256, 128, 64, 32)
+STACK_004_P: tuple[float, ...] = (0.4, 0.3, 0.2, 0.2)
+
+
+# --- the formula --------------------------------------------------------------------------------------
+
+
+def _as_array(value: Any, name: str) -> Any:
+    """Numbers stay numbers; tensors and arrays are returned as they are; anything else is refused."""
+    if isinstance(value, torch.Tensor | np.ndarray):
+        return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, a tensor or an array, got {name}={value!r}")
+    return float(value)
+
+
+def _check_variance(var: Any) -> Any:
+    var = _as_array(var, "var")
+    negative = (var < 0).any() if isinstance(var, torch.Tensor | np.ndarray) else var < 0
+    if negative:
+        raise ValueError(f"var must be non-negative, got var={var!r}")
+    return var
+
+
+def _check_keep(p: Any) -> float:
+    p = check_probability(p)
+    if p == 1:
+        raise ValueError("p must be below 1: with p=1 every unit is dropped and nothing is scaled")
+    return p
+
+
+def train_mode_variance(mean: Any, var: Any, p: float) -> Any:
+    r"""The variance of :math:`y = m x / q` when :math:`x` has mean ``mean`` and variance ``var``.
+
+    With :math:`m \sim \mathrm{Bernoulli}(q)` independent of :math:`x`,
+    :math:`\mathrm E[y^2] = \mathrm E[m]\,\mathrm E[x^2]/q^2 = (\sigma^2 + \mu^2)/q`, and
+    :math:`\mathrm E[y] = \mu`, so
+
+    .. math::
+
+        \mathrm{Var}_\text{train}(y) = \frac{\sigma^2 + \mu^2}{q} - \mu^2
+        = \frac{\sigma^2}{q} + \frac{p}{q}\,\mu^2 .
+
+    In evaluation mode dropout passes :math:`x` unchanged, with variance :math:`\sigma^2`.
+
+    Args:
+        mean: :math:`\mu`, a number, tensor or array.
+        var: :math:`\sigma^2 \ge 0`, broadcastable with ``mean``.
+        p: drop probability in ``[0, 1)``.
+
+    Example:
+        >>> train_mode_variance(0.0, 1.0, 0.5)  # zero mean: the variance doubles at p = 0.5
+        2.0
+        >>> train_mode_variance(1.0, 1.0, 0.5)  # a mean adds (p/q) mu^2
+        3.0
+    """
+    mean = _as_array(mean, "mean")
+    var = _check_variance(var)
+    q = 1.0 - _check_keep(p)
+    return (var + mean * mean) / q - mean * mean
+
+
+def variance_shift_ratio(mean: Any, var: Any, p: float) -> Any:
+    r"""Training-mode over evaluation-mode variance after dropout: :math:`(1 + p\,\mu^2/\sigma^2)/q`.
+
+    The ratio is at least :math:`1/q`, reached when the mean is zero, and grows with
+    :math:`\mu^2/\sigma^2`: dropping a feature that is mostly a constant offset makes a lot of noise
+    relative to its spread.
+
+    Args:
+        mean, var, p: as in :func:`train_mode_variance`; ``var`` must be positive.
+
+    Example:
+        >>> variance_shift_ratio(0.0, 4.0, 0.2)
+        1.25
+        >>> variance_shift_ratio(2.0, 1.0, 0.5)
+        6.0
+    """
+    var = _check_variance(var)
+    zero = (var == 0).any() if isinstance(var, torch.Tensor | np.ndarray) else var == 0
+    if zero:
+        raise ValueError("var must be positive: the ratio is undefined for a constant feature")
+    return train_mode_variance(mean, var, p) / var
+
+
+# --- the networks --------------------------------------------------------------------------------------
+
+
+def _check_order(order: Any) -> str:
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {ORDERS}, got order={order!r}")
+    return str(order)
+
+
+def _check_widths(hidden: Any) -> list[int]:
+    if isinstance(hidden, str | bytes) or not isinstance(hidden, Sequence) or not hidden:
+        raise TypeError(
+            f"hidden must be a non-empty sequence of layer widths such as [64, 64], got hidden={hidden!r}"
+        )
+    return [check_positive_int(width, f"hidden[{i}]") for i, width in enumerate(hidden)]
+
+
+def _check_block_probabilities(p: Any, n_blocks: int) -> list[float]:
+    if isinstance(p, Sequence) and not isinstance(p, str | bytes):
+        if len(p) != n_blocks:
+            raise ValueError(f"p must hold one probability per hidden block ({n_blocks}), got p={p!r}")
+        return [check_probability(value, f"p[{i}]") for i, value in enumerate(p)]
+    return [check_probability(p)] * n_blocks
+
+
+def batchnorm_mlp(
+    in_features: int,
+    hidden: Sequence[int],
+    out_features: int,
+    p: float | Sequence[float] = 0.0,
+    order: str = "dropout-bn",
+) -> nn.Sequential:
+    r"""An MLP of blocks of ``Linear``, ``BatchNorm1d``, ReLU and dropout, in one of three orders.
+
+    For hidden widths :math:`h_1, \dots, h_L`, each block is
+
+    - ``"dropout-bn"``: Linear, Dropout, BN, ReLU. Dropout acts right before every BN: each BN sees the
+      variance shift of :func:`train_mode_variance`.
+    - ``"bn-dropout"``: Linear, BN, ReLU, Dropout: the stack of the 004 notebook (Dense, BatchNorm,
+      ReLU, dropout). The first BN sees no dropout; every later one sees dropped units mixed by a
+      ``Linear``.
+    - ``"last"``: Linear, BN, ReLU, with a single Dropout after the last block, so that no BN comes
+      after any dropout.
+
+    and a final ``Linear`` gives the outputs. With ``p = 0`` no dropout layer is inserted and the
+    three orders are the same network. Built right after the same seed, the three orders have the same
+    initial weights (dropout has none, and the layers are created in the same order).
+
+    Args:
+        in_features, out_features: positive ints.
+        hidden: the hidden widths, a non-empty sequence of positive ints.
+        p: drop probability of every dropout layer, in ``[0, 1]``, or one per hidden block (the
+            ``"last"`` order uses the last one).
+        order: one of :data:`ORDERS`.
+
+    Example:
+        >>> [type(m).__name__ for m in batchnorm_mlp(4, [8], 3, p=0.5)]
+        ['Linear', 'Dropout', 'BatchNorm1d', 'ReLU', 'Linear']
+        >>> [type(m).__name__ for m in batchnorm_mlp(4, [8, 8], 3, p=0.5, order="last")][-3:]
+        ['ReLU', 'Dropout', 'Linear']
+    """
+    in_features = check_positive_int(in_features, "in_features")
+    out_features = check_positive_int(out_features, "out_features")
+    widths = _check_widths(hidden)
+    probabilities = _check_block_probabilities(p, len(widths))
+    order = _check_order(order)
+
+    def dropout(block: int) -> list[nn.Module]:
+        return [nn.Dropout(probabilities[block])] if probabilities[block] > 0 else []
+
+    layers: list[nn.Module] = []
+    width_in = in_features
+    for block, width in enumerate(widths):
+        if order == "dropout-bn":
+            layers += [nn.Linear(width_in, width), *dropout(block), nn.BatchNorm1d(width), nn.ReLU()]
+        elif order == "bn-dropout":
+            layers += [nn.Linear(width_in, width), nn.BatchNorm1d(width), nn.ReLU(), *dropout(block)]
+        else:
+            layers += [nn.Linear(width_in, width), nn.BatchNorm1d(width), nn.ReLU()]
+        width_in = width
+    if order == "last":
+        layers += dropout(len(widths) - 1)
+    layers.append(nn.Linear(width_in, out_features))
+    return nn.Sequential(*layers)
+
+
+def batchnorm_layers(model: nn.Module) -> list[_BatchNorm]:
+    """The batch-normalization layers of ``model`` (``BatchNorm1d``, ``2d``, ``3d``), in forward order.
+
+    Example:
+        >>> len(batchnorm_layers(batchnorm_mlp(4, [8, 8], 3, p=0.5)))
+        2
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got model={model!r} ({type(model).__name__})")
+    return [module for module in model.modules() if isinstance(module, _BatchNorm)]
+
+
+def _check_model_with_bn(model: Any) -> list[_BatchNorm]:
+    layers = batchnorm_layers(model)
+    if not layers:
+        raise ValueError("model has no BatchNorm layer: there are no statistics to measure or re-estimate")
+    for layer in layers:
+        if not layer.track_running_stats:
+            raise ValueError(
+                f"{layer} does not track running statistics (track_running_stats=False): it always "
+                "normalizes with the statistics of its batch"
+            )
+    return layers
+
+
+# --- measuring the shift --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class VarianceShift:
+    r"""Per-feature statistics of every BN layer's input, in both modes, and the BN's running statistics.
+
+    One entry per BN layer (forward order), each a float64 tensor with one value per feature.
+
+    Attributes:
+        train_mean, train_var: mean and variance (over the examples) of the BN's input in training mode
+            (dropout on, one draw of the masks; BN layers normalizing with the batch's statistics).
+        eval_mean, eval_var: the same in evaluation mode (dropout off, BN using running statistics).
+        running_mean, running_var: the BN's stored statistics, which evaluation mode normalizes with.
+
+    Example:
+        >>> one = [torch.tensor([2.0, 4.0])]
+        >>> shift = VarianceShift(one, [torch.tensor([4.0, 8.0])], one, [torch.tensor([2.0, 2.0])],
+        ...                       one, [torch.tensor([4.0, 6.0])])
+        >>> shift.ratio().tolist(), shift.ratio("running").tolist()
+        ([3.0], [2.5])
+    """
+
+    train_mean: list[torch.Tensor]
+    train_var: list[torch.Tensor]
+    eval_mean: list[torch.Tensor]
+    eval_var: list[torch.Tensor]
+    running_mean: list[torch.Tensor]
+    running_var: list[torch.Tensor]
+
+    @property
+    def n_layers(self) -> int:
+        """The number of BN layers measured."""
+        return len(self.eval_var)
+
+    def ratio(self, of: str = "train", *, reduce: str = "median") -> np.ndarray:
+        r"""Per layer, the median (or mean) over features of ``train_var`` (or ``running_var``) / ``eval_var``
+
+        A ratio of 1 means that the BN's input varies as much at test time as BN expects; above 1, the
+        test-time input varies less, and BN scales it down by the square root of the ratio more than it
+        did in training. Features whose evaluation-mode variance is zero are left out.
+
+        Args:
+            of: ``"train"`` (training-mode variance) or ``"running"`` (the stored running variance).
+            reduce: ``"median"`` or ``"mean"`` over the features.
+
+        Returns:
+            An array of shape ``(n_layers,)``.
+        """
+        if of not in ("train", "running"):
+            raise ValueError(f"of must be 'train' or 'running', got of={of!r}")
+        if reduce not in ("median", "mean"):
+            raise ValueError(f"reduce must be 'median' or 'mean', got reduce={reduce!r}")
+        top = self.train_var if of == "train" else self.running_var
+        out = []
+        for numerator, denominator in zip(top, self.eval_var, strict=True):
+            keep = denominator > 0
+            values = numerator[keep] / denominator[keep]
+            array = values.numpy()
+            out.append(float(np.median(array) if reduce == "median" else array.mean()))
+        return np.array(out)
+
+    def per_feature(self, layer: int, of: str = "train") -> torch.Tensor:
+        """One layer's (0-based) per-feature ratio, ``train_var / eval_var`` or ``running_var / eval_var``."""
+        if not isinstance(layer, int) or not -self.n_layers <= layer < self.n_layers:
+            raise ValueError(f"layer must be an index below {self.n_layers}, got layer={layer!r}")
+        if of not in ("train", "running"):
+            raise ValueError(f"of must be 'train' or 'running', got of={of!r}")
+        top = self.train_var if of == "train" else self.running_var
+        return top[layer] / self.eval_var[layer]
+
+    def mean_shift(self, *, reduce: str = "median") -> np.ndarray:
+        r"""Per layer, how far the evaluation-mode mean is from the running mean, in running std units.
+
+        The median (or mean) over features of
+        :math:`|ar x_	ext{eval} - \mu_	ext{running}| / \sqrt{\sigma^2_	ext{running}}`. Inverted dropout
+        keeps a unit's mean, so right after a dropout layer this is close to 0; behind a nonlinearity
+        (a ReLU between two dropout-BN pairs) the two modes' means part ways as well.
+
+        Example:
+            >>> one = [torch.tensor([1.0])]
+            >>> shift = VarianceShift(one, one, [torch.tensor([1.5])], one, one, [torch.tensor([4.0])])
+            >>> shift.mean_shift().tolist()
+            [0.25]
+        """
+        if reduce not in ("median", "mean"):
+            raise ValueError(f"reduce must be 'median' or 'mean', got reduce={reduce!r}")
+        out = []
+        for mean, running_mean, running_var in zip(
+            self.eval_mean, self.running_mean, self.running_var, strict=True
+        ):
+            values = ((mean - running_mean).abs() / running_var.clamp_min(1e-12).sqrt()).numpy()
+            out.append(float(np.median(values) if reduce == "median" else values.mean()))
+        return np.array(out)
+
+
+def _bn_inputs(model: nn.Module, layers: list[_BatchNorm], x: torch.Tensor) -> list[torch.Tensor]:
+    captured: list[torch.Tensor] = []
+    handles = [
+        layer.register_forward_hook(lambda _m, inputs, _o: captured.append(inputs[0].detach().double()))
+        for layer in layers
+    ]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return captured
+
+
+def _features_last(values: torch.Tensor) -> torch.Tensor:
+    """``(n, C)`` or ``(n, C, ...)`` as ``(examples, C)``: BN's statistics are per channel."""
+    if values.ndim == 2:
+        return values
+    return values.transpose(0, 1).reshape(values.shape[1], -1).T
+
+
+def measure_variance_shift(model: nn.Module, x: torch.Tensor, *, seed: int = 0) -> VarianceShift:
+    r"""Read every BN layer's input on ``x`` in training and in evaluation mode, with forward hooks.
+
+    For each BN layer and each feature :math:`j` it records the mean and the variance (over the
+    examples of ``x``, divided by :math:`n`) of the layer's input, once with the network in training
+    mode and once in evaluation mode, and the layer's ``running_mean`` and ``running_var``.
+
+    The training-mode pass runs on a copy of the model, so that the running statistics of ``model``
+    are not updated; its dropout masks are drawn from torch's global generator seeded with ``seed``
+    inside :func:`torch.random.fork_rng` (the global stream is left as it was). In that pass each BN
+    normalizes with the statistics of ``x`` as one batch. Every module's mode is restored.
+
+    Example:
+        >>> _ = torch.manual_seed(0)
+        >>> model = nn.Sequential(nn.Dropout(0.5), nn.BatchNorm1d(3))
+        >>> shift = measure_variance_shift(model, torch.randn(20000, 3))
+        >>> [round(r, 1) for r in shift.per_feature(0).tolist()]  # zero mean: 1/q = 2
+        [2.0, 2.0, 2.0]
+    """
+    layers = _check_model_with_bn(model)
+    check_floating(x, "x")
+    seed = check_seed(seed)
+    if x.shape[0] < 2:
+        raise ValueError(f"x must hold at least two examples to have a variance, got shape {tuple(x.shape)}")
+
+    with restored_modes(model):
+        model.eval()
+        eval_inputs = _bn_inputs(model, layers, x)
+    twin = copy.deepcopy(model).train()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        train_inputs = _bn_inputs(twin, batchnorm_layers(twin), x)
+
+    def stats(inputs: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        flat = [_features_last(values) for values in inputs]
+        return [f.mean(dim=0) for f in flat], [f.var(dim=0, correction=0) for f in flat]
+
+    train_mean, train_var = stats(train_inputs)
+    eval_mean, eval_var = stats(eval_inputs)
+    running_mean = [layer.running_mean.detach().double().clone() for layer in layers]  # type: ignore[union-attr]
+    running_var = [layer.running_var.detach().double().clone() for layer in layers]  # type: ignore[union-attr]
+    return VarianceShift(train_mean, train_var, eval_mean, eval_var, running_mean, running_var)
+
+
+def shift_versus_p(model: nn.Module, x: torch.Tensor, ps: Sequence[float], *, seed: int = 0) -> np.ndarray:
+    """The median variance ratio of every BN layer (:meth:`VarianceShift.ratio`) for each ``p`` in ``ps``.
+
+    The weights stay as they are (on a copy of ``model``). For each ``p``, every ``nn.Dropout`` gets
+    that ``p``, the BN layers' running statistics are re-estimated *in training mode*, dropout on, on
+    ``x`` as one batch (the statistics training at that ``p`` would have stored for these weights;
+    masks seeded by ``seed``), and :func:`measure_variance_shift` compares the two modes.
+
+    Returns:
+        An array of shape ``(len(ps), n_bn_layers)``.
+
+    Example:
+        >>> model = nn.Sequential(nn.Dropout(0.5), nn.BatchNorm1d(2))
+        >>> _ = torch.manual_seed(0)
+        >>> shift_versus_p(model, torch.randn(20000, 2), [0.0, 0.75]).round(1).tolist()
+        [[1.0], [4.0]]
+    """
+    _check_model_with_bn(model)
+    check_floating(x, "x")
+    seed = check_seed(seed)
+    if isinstance(ps, str | bytes) or not isinstance(ps, Sequence) or not ps:
+        raise TypeError(f"ps must be a non-empty sequence of probabilities, got ps={ps!r}")
+    values = [_check_keep(value) for value in ps]
+    twin = copy.deepcopy(model)
+    dropouts = [module for module in twin.modules() if isinstance(module, nn.Dropout)]
+    if not dropouts:
+        raise ValueError("model has no nn.Dropout layer whose p could be changed")
+    layers = batchnorm_layers(twin)
+    rows = []
+    for p in values:
+        for dropout in dropouts:
+            dropout.p = p
+        twin.train()
+        for layer in layers:
+            layer.reset_running_stats()
+            layer.momentum = None
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            torch.manual_seed(seed)
+            twin(x)
+        rows.append(measure_variance_shift(twin, x, seed=seed).ratio())
+    return np.array(rows)
+
+
+def mixed_train_variance(activations: torch.Tensor, weight: torch.Tensor, p: float) -> torch.Tensor:
+    r"""Training-mode variance of :math:`z = W (m \odot a) / q`, dropout acting on the units ``a``.
+
+    For activations :math:`a` (one row per example) and a ``Linear`` layer's weight :math:`W` of shape
+    ``(out, in)``, with independent masks :math:`m_i \sim \mathrm{Bernoulli}(q)`, output :math:`j` has
+
+    .. math::
+
+        \mathrm{Var}_\text{train}(z_j) = \mathrm{Var}\Big(\sum_i W_{ji} a_i\Big)
+        + \frac{p}{q} \sum_i W_{ji}^2\, \overline{a_i^2},
+
+    where :math:`\overline{a_i^2}` is the mean of :math:`a_i^2` over the examples and the variance
+    is over the examples (divided by :math:`n`). The first term is the evaluation-mode variance: it
+    keeps the covariances between units. The second is the masks' noise, which adds up unit by unit.
+
+    Args:
+        activations: shape ``(n, in)``, the units before dropout.
+        weight: shape ``(out, in)``, or ``(in,)`` for a single output.
+        p: drop probability in ``[0, 1)``.
+
+    Returns:
+        A float64 tensor of shape ``(out,)`` (or a 0-d tensor for a 1-D ``weight``).
+
+    Example:
+        >>> a = torch.tensor([[1.0, 0.0], [3.0, 2.0]])
+        >>> mixed_train_variance(a, torch.tensor([1.0, 1.0]), 0.5).item()  # Var(a w) = 4, noise 5 + 2
+        11.0
+    """
+    check_floating(activations, "activations")
+    check_floating(weight, "weight")
+    q = 1.0 - _check_keep(p)
+    if activations.ndim != 2:
+        raise ValueError(f"activations must have shape (n, in), got {tuple(activations.shape)}")
+    if weight.ndim not in (1, 2) or weight.shape[-1] != activations.shape[1]:
+        raise ValueError(
+            f"weight must have shape (out, {activations.shape[1]}) or ({activations.shape[1]},), "
+            f"got {tuple(weight.shape)}"
+        )
+    a, w = activations.detach().double(), weight.detach().double()
+    signal = (a @ (w.T if w.ndim == 2 else w)).var(dim=0, correction=0)
+    noise = (w**2) @ (a**2).mean(dim=0)
+    return signal + (1.0 - q) / q * noise
+
+
+# --- the fix --------------------------------------------------------------------------------------------
+
+
+def recalibrate_batchnorm(model: nn.Module, x: torch.Tensor, *, batch_size: int | None = None) -> nn.Module:
+    r"""Re-estimate every BN layer's running statistics on ``x`` with dropout switched off.
+
+    The statistics a BN layer stores during training describe its input in training mode, dropout's
+    noise included. This function replaces them by statistics of the input the layer will see at test
+    time: every dropout layer (indeed every module) is put in evaluation mode, every BN layer in
+    training mode with its running statistics reset and ``momentum=None``, and ``x`` is passed through
+    the network without gradients. With ``momentum=None`` PyTorch keeps the cumulative average of the
+    batches' statistics,
+
+    .. math::
+
+        \hat\mu = \frac1K \sum_{k=1}^K \bar x_k, \qquad
+        \hat\sigma^2 = \frac1K \sum_{k=1}^K s_k^2 ,
+
+    over the :math:`K` batches (:math:`s_k^2` the unbiased variance of batch :math:`k`). With
+    ``batch_size=None`` ``x`` is one batch, and each BN layer stores exactly the mean and the
+    (unbiased) variance of its evaluation-mode input over ``x``. (Downstream layers then see inputs
+    normalized with the batch's biased variance, which differs from the stored one by the factor
+    :math:`n/(n-1)`.) Nothing is random and no weight changes; the momenta and the modes of all
+    modules are restored afterwards. Pass training data: the statistics are part of the model.
+
+    Unlike ``torch.optim.swa_utils.update_bn``, which calls ``model.train()`` and so re-estimates
+    the statistics *with* dropout's noise, this leaves dropout off.
+
+    Args:
+        model: a network with at least one BN layer that tracks running statistics.
+        x: inputs, e.g. the training set.
+        batch_size: pass ``x`` in batches of this size (positive int), or all at once (``None``).
+
+    Returns:
+        ``model``, re-estimated in place.
+
+    Example:
+        >>> bn = nn.BatchNorm1d(2)
+        >>> x = torch.tensor([[1.0, 10.0], [3.0, 20.0], [5.0, 60.0]])
+        >>> bn = recalibrate_batchnorm(nn.Sequential(nn.Dropout(0.5), bn), x)[1]
+        >>> bn.running_mean.tolist(), bn.running_var.tolist(), bn.training, bn.momentum
+        ([3.0, 30.0], [4.0, 700.0], True, 0.1)
+    """
+    layers = _check_model_with_bn(model)
+    check_floating(x, "x")
+    step = len(x) if batch_size is None else check_positive_int(batch_size, "batch_size")
+    if len(x) < 2 or (len(x) % step == 1 and step < len(x)) or step < 2:
+        raise ValueError(
+            f"every batch needs at least two examples for BN to have a variance: got {len(x)} examples "
+            f"in batches of batch_size={batch_size!r}"
+        )
+    modes = [module.training for module in model.modules()]
+    momenta = [layer.momentum for layer in layers]
+    try:
+        model.eval()
+        for layer in layers:
+            layer.reset_running_stats()
+            layer.momentum = None
+            layer.train()
+        with torch.no_grad():
+            for start in range(0, len(x), step):
+                model(x[start : start + step])
+    finally:
+        for layer, momentum in zip(layers, momenta, strict=True):
+            layer.momentum = momentum
+        for module, mode in zip(model.modules(), modes, strict=True):
+            module.training = mode
+    return model
+
+
+# --- the experiment -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class BatchNormRun:
+    """One network trained on the digits, and what :func:`batchnorm_experiment` measured in it.
+
+    Attributes:
+        order, p, seed: the block order, the drop probability, the seed.
+        model: the trained network, with the running statistics it learned (evaluation mode).
+        recalibrated: a copy of ``model`` whose BN statistics were re-estimated on the training set
+            with dropout off (:func:`recalibrate_batchnorm`).
+        history: :func:`~course.fit`'s record.
+        test_acc: test accuracy of ``model`` in evaluation mode.
+        recalibrated_acc: test accuracy of ``recalibrated``.
+        test_loss, recalibrated_loss: the corresponding test cross-entropies.
+        shift: :func:`measure_variance_shift` of ``model`` on the training set (the data its running
+            statistics were estimated on).
+    """
+
+    order: str
+    p: float | tuple[float, ...]
+    seed: int
+    model: nn.Module
+    recalibrated: nn.Module
+    history: History
+    test_acc: float
+    recalibrated_acc: float
+    test_loss: float
+    recalibrated_loss: float
+    shift: VarianceShift
+
+    @property
+    def label(self) -> str:
+        """The order's block, and ``p``."""
+        p = self.p if isinstance(self.p, float) else ", ".join(f"{value:g}" for value in self.p)
+        return f"{ORDER_LABELS[self.order]}, p = {p}"
+
+
+def batchnorm_experiment(
+    order: str,
+    p: float | Sequence[float] = P,
+    *,
+    seed: int = 0,
+    hidden: Sequence[int] = HIDDEN,
+    epochs: int = EPOCHS,
+    batch_size: int = BATCH_SIZE,
+    lr: float = LR,
+    data: Split | None = None,
+    progress: bool = False,
+) -> BatchNormRun:
+    """Train ``batchnorm_mlp(64, hidden, 10, p, order)`` on the digits; measure the shift and the fix.
+
+    The network is built right after ``seed_everything(seed)`` (so every order starts from the same
+    weights) and trained by :func:`~course.fit` with Adam and minibatches of ``batch_size``; BN's
+    running statistics use PyTorch's default momentum, 0.1. Then: the test accuracy and loss in
+    evaluation mode; :func:`measure_variance_shift` on the training set (masks seeded by ``seed``); and
+    the test accuracy and loss of a copy recalibrated on the training set (:func:`recalibrate_batchnorm`).
+
+    Example:
+        >>> run = batchnorm_experiment("dropout-bn", 0.5, hidden=(16, 16), epochs=2)
+        >>> run.shift.n_layers, 0 <= run.recalibrated_acc <= 1, run.model.training
+        (2, True, False)
+    """
+    order = _check_order(order)
+    widths = _check_widths(hidden)
+    probabilities = _check_block_probabilities(p, len(widths))
+    p = probabilities[0] if isinstance(p, numbers.Real) else tuple(probabilities)
+    seed = check_seed(seed)
+    data = load_digits() if data is None else data
+    if not isinstance(data, Split):
+        raise TypeError(f"data must be a dropoutlib.course.data.Split, got {type(data).__name__}")
+    seed_everything(seed)
+    n_classes = int(torch.cat([data.y_train, data.y_test]).max().item()) + 1
+    model = batchnorm_mlp(data.n_features, widths, n_classes, p=p, order=order)
+    history = fit(
+        model,
+        data,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        seed=seed,
+        progress=progress,
+        eval_every=epochs,
+    )
+    test_loss, test_acc = evaluate(model, data.x_test, data.y_test)
+    shift = measure_variance_shift(model, data.x_train, seed=seed)
+    recalibrated = recalibrate_batchnorm(copy.deepcopy(model), data.x_train)
+    recalibrated_loss, recalibrated_acc = evaluate(recalibrated, data.x_test, data.y_test)
+    return BatchNormRun(
+        order,
+        p,
+        seed,
+        model.eval(),
+        recalibrated.eval(),
+        history,
+        float(test_acc or 0.0),
+        float(recalibrated_acc or 0.0),
+        test_loss,
+        recalibrated_loss,
+        shift,
+    )

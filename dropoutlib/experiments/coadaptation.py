@@ -1,0 +1,653 @@
+"""Lazy units and co-adaptation: the measurements behind chapter 5.
+
+A discussion thread under a textbook's dropout section offers an intuition: if two of four hidden
+units (A and B) start with weights near zero, a network without dropout lets the other two (C and D)
+do the work and A and B stay "lazy"; dropout, which sometimes removes C and D, forces A and B to
+learn. A reply objects that the gradient on a weight depends on its input, not on its value. This
+module turns both into measurements.
+
+Gradients (exact, float64):
+
+- :func:`linear_unit_gradients`: for ``y = w . x`` and a squared error, autograd's ``dL/dw`` next
+  to ``dL/dy * x``; two weights with equal inputs get equal gradients whatever their values.
+- :func:`unit_gradient_norms`: in ``o = W2 relu(W1 x + b1) + b2``, the gradient reaching the weights
+  into and out of one hidden unit when those weights are scaled by ``scale_in``/``scale_out``. The
+  gradient into a unit is proportional to its *outgoing* weights; the gradient out of it to its
+  activation, hence (ReLU being positively homogeneous) to its *incoming* weights.
+- :func:`train_copies`: a linear unit reading four identical copies of one feature, trained by
+  gradient descent with or without dropout on its inputs. Without dropout all four weights get the
+  same gradient, so a weight that starts small stays behind for ever; with dropout they converge
+  to one common value, ``t / (n + p/q)``.
+
+The digits experiment (:func:`train_handicapped`): a 64-16-10 ReLU network in which the first
+``n_handicapped`` hidden units start with their incoming weights (``"in"``), outgoing weights
+(``"out"``) or both (``"both"``) multiplied by ``scale``, trained with plain SGD, with or without
+dropout. Its measures:
+
+- :func:`ablation_importance`: the loss increase when one hidden unit alone is zeroed;
+- :func:`gini`, :func:`top_k_share`, :func:`effective_units`: how concentrated importance is;
+- :func:`mean_abs_correlation`: the mean absolute correlation between hidden units' activations;
+- :func:`unit_strength`: ``||W1[j]|| * ||W2[:, j]||``, the size of a unit's path through the net.
+
+Notation: ``p`` is the probability of dropping a unit, ``q = 1 - p`` of keeping it.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from dropoutlib._modes import restored_modes
+from dropoutlib._validation import check_positive_int, check_probability
+from dropoutlib.course.data import Split, load_digits
+from dropoutlib.course.models import mlp
+from dropoutlib.course.seeding import check_seed
+from dropoutlib.course.train import History, fit
+from dropoutlib.experiments.from_scratch import _activation, init_two_layer
+
+__all__ = [
+    "BATCH_SIZE",
+    "EPOCHS",
+    "HANDICAPS",
+    "HIDDEN",
+    "LR",
+    "N_HANDICAPPED",
+    "SCALE",
+    "HandicapRun",
+    "ablation_importance",
+    "effective_units",
+    "gini",
+    "handicap_units",
+    "handicapped_mlp",
+    "hidden_activations",
+    "linear_unit_gradients",
+    "mean_abs_correlation",
+    "top_k_share",
+    "train_copies",
+    "train_handicapped",
+    "unit_gradient_norms",
+    "unit_strength",
+]
+
+#: Hidden units of the digits network (64 inputs, 10 classes).
+HIDDEN = 16
+#: How many hidden units (the first ones) start handicapped: "A and B" of the thread.
+N_HANDICAPPED = 8
+#: The factor their weights are multiplied by at initialization.
+SCALE = 0.01
+#: Where the handicap applies: nowhere, incoming weights (and bias), outgoing weights, or both.
+HANDICAPS = ("none", "in", "out", "both")
+#: Plain SGD (no momentum): the size of a gradient is the size of the step.
+EPOCHS = 20
+LR = 0.1
+BATCH_SIZE = 64
+
+
+# --- small checks --------------------------------------------------------------------------------
+
+
+def _as_1d(values: Any, name: str) -> np.ndarray:
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu().numpy()
+    if not isinstance(values, np.ndarray | list | tuple):
+        raise TypeError(f"{name} must be a 1-D tensor, array or list of numbers, got {type(values).__name__}")
+    array = np.asarray(values, dtype=np.float64)
+    if array.ndim != 1 or array.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D sequence, got shape {array.shape}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} must be finite, got {array.tolist()}")
+    return array
+
+
+def _nonnegative_weights(values: Any, name: str = "importance") -> np.ndarray:
+    """Importances as non-negative weights summing to 1 (negative entries count as 0)."""
+    array = np.clip(_as_1d(values, name), 0.0, None)
+    total = array.sum()
+    if total <= 0:
+        raise ValueError(f"{name} must have a positive entry, got {np.asarray(values).tolist()}")
+    return array / total
+
+
+def _check_scale(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {name}={value!r} ({type(value).__name__})")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite positive number, got {name}={value!r}")
+    return float(value)
+
+
+def _one_hidden_layer(model: Any) -> tuple[nn.Linear, nn.Linear]:
+    """The first and last Linear of a one-hidden-layer :func:`~dropoutlib.course.models.mlp`."""
+    if not isinstance(model, nn.Sequential):
+        raise TypeError(f"model must be an nn.Sequential from mlp(), got {type(model).__name__}")
+    linears = [m for m in model if isinstance(m, nn.Linear)]
+    if len(linears) != 2 or model[0] is not linears[0] or model[-1] is not linears[1]:
+        raise ValueError(
+            "model must have exactly one hidden layer, Linear first and Linear last, as "
+            f"mlp(in, [hidden], out) builds; got {len(linears)} Linear layers"
+        )
+    return linears[0], linears[1]
+
+
+# --- gradients -----------------------------------------------------------------------------------
+
+
+def linear_unit_gradients(
+    w: Sequence[float], x: Sequence[float], target: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Autograd's gradient of ``L = (w . x - t)^2`` with respect to ``w``, and ``dL/dy * x``.
+
+    For a linear unit :math:`y = \sum_i w_i x_i` the chain rule gives
+    :math:`\partial L/\partial w_i = (\partial L/\partial y)\, x_i = 2 (y - t)\, x_i`: the weight's
+    own value enters only through the error :math:`y - t`, which all weights share. Two weights whose
+    inputs are equal get equal gradients, however different the weights are.
+
+    Returns:
+        ``(autograd, formula)``, two float64 tensors of the shape of ``w``.
+
+    Example:
+        >>> auto, formula = linear_unit_gradients([0.001, 2.0], [0.5, 0.5], target=1.0)
+        >>> torch.allclose(auto, formula), bool(auto[0] == auto[1])
+        (True, True)
+    """
+    weights = torch.tensor(_as_1d(w, "w"), requires_grad=True)
+    inputs = torch.tensor(_as_1d(x, "x"))
+    if weights.shape != inputs.shape:
+        raise ValueError(f"w and x must have the same length, got {len(weights)} and {len(inputs)}")
+    y = weights @ inputs
+    loss = (y - float(target)) ** 2
+    (grad,) = torch.autograd.grad(loss, [weights])
+    return grad, 2 * (y.detach() - float(target)) * inputs
+
+
+def unit_gradient_norms(
+    scale_in: float = 1.0,
+    scale_out: float = 1.0,
+    *,
+    unit: int = 0,
+    seed: int = 0,
+    in_features: int = 10,
+    hidden: int = 8,
+    out_features: int = 3,
+    batch_size: int = 32,
+    activation: str = "relu",
+) -> tuple[float, float]:
+    r"""Gradient norms of the weights into and out of one hidden unit, after scaling them.
+
+    Network (float64): ``o = W2 act(W1 x + b1) + b2`` (``act``: ``"relu"`` or ``"tanh"``),
+    parameters from :func:`dropoutlib.experiments.from_scratch.init_two_layer`, inputs ``x ~ N(0, 1)``. Row
+    ``unit`` of ``W1`` and ``b1[unit]`` are multiplied by ``scale_in``, column ``unit`` of ``W2``
+    by ``scale_out``. The loss is linear in the output, :math:`L = \frac1B \sum_n g_n \cdot o_n`
+    with a fixed random ``g``, so the error signal :math:`\delta_n = \partial L/\partial o_n =
+    g_n / B` does not change with the scales and only the weights' values do. Then, for unit
+    :math:`j` with pre-activation :math:`z_{nj}` and activation :math:`h_{nj}`,
+
+    .. math::
+
+        \frac{\partial L}{\partial W_1[j,:]} = \sum_n \big(W_2[:,j]\cdot\delta_n\big)\,
+        \mathrm{relu}'(z_{nj})\, x_n, \qquad
+        \frac{\partial L}{\partial W_2[:,j]} = \sum_n \delta_n\, h_{nj}.
+
+    The first is proportional to ``scale_out`` and independent of ``scale_in``
+    (:math:`\mathrm{relu}'(s z) = \mathrm{relu}'(z)` for :math:`s > 0`); the second is
+    proportional to ``scale_in`` (:math:`\mathrm{relu}(s z) = s\,\mathrm{relu}(z)`) and independent
+    of ``scale_out``. With ``activation="tanh"`` only the proportionality to ``scale_out`` is
+    exact: :math:`\tanh(s z) \approx s z` and :math:`\tanh'(s z) \to 1` hold only for small
+    :math:`s z`.
+
+    Returns:
+        ``(into, out_of)``: the norm of the gradient on ``(W1[unit], b1[unit])`` and on
+        ``W2[:, unit]``.
+
+    Example:
+        >>> into, out_of = unit_gradient_norms()
+        >>> small_into, same_out = unit_gradient_norms(scale_out=0.01)
+        >>> round(small_into / into, 6), round(same_out / out_of, 6)
+        (0.01, 1.0)
+    """
+    scale_in = _check_scale(scale_in, "scale_in")
+    scale_out = _check_scale(scale_out, "scale_out")
+    hidden = check_positive_int(hidden, "hidden")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    if isinstance(unit, bool) or not isinstance(unit, numbers.Integral) or not 0 <= unit < hidden:
+        raise ValueError(f"unit must be an integer in [0, {hidden - 1}], got unit={unit!r}")
+    act = _activation(activation)
+    generator = torch.Generator().manual_seed(check_seed(seed))
+    params = init_two_layer(in_features, hidden, out_features, generator)
+    x = torch.randn(batch_size, in_features, generator=generator, dtype=torch.float64)
+    g = torch.randn(batch_size, out_features, generator=generator, dtype=torch.float64)
+    with torch.no_grad():
+        params["W1"][unit] *= scale_in
+        params["b1"][unit] *= scale_in
+        params["W2"][:, unit] *= scale_out
+    h = act(x @ params["W1"].T + params["b1"])
+    out = h @ params["W2"].T + params["b2"]
+    loss = (g * out).sum() / batch_size
+    grad_w1, grad_b1, grad_w2 = torch.autograd.grad(loss, [params["W1"], params["b1"], params["W2"]])
+    into = torch.cat([grad_w1[unit], grad_b1[unit : unit + 1]]).norm().item()
+    return into, grad_w2[:, unit].norm().item()
+
+
+def train_copies(
+    p: float,
+    *,
+    init: Sequence[float] = (0.01, 0.01, 1.0, 1.0),
+    target_slope: float = 2.0,
+    steps: int = 2000,
+    lr: float = 0.01,
+    batch_size: int = 16,
+    seed: int = 0,
+) -> torch.Tensor:
+    r"""Train ``y = sum_i w_i m_i x_i / q`` on ``n`` identical copies ``x_i = s`` of one feature.
+
+    Data: ``s ~ N(0, 1)``, target ``t = target_slope * s``; loss :math:`(y - t)^2` averaged over a
+    minibatch of fresh examples, plain SGD, an independent dropout mask :math:`m` on the inputs of
+    every example (``p = 0``: no dropout). All copies carry the same input, so without dropout every
+    weight gets the *same* gradient :math:`2(y - t)s` at every step: the differences between the
+    weights never change, and a weight that starts near zero stays behind the others by exactly as
+    much as it started. With dropout the expected loss is
+
+    .. math::
+
+        \mathbb E\,(y - t)^2 = \Big(\sum_i w_i - c\Big)^2 + \frac{p}{q} \sum_i w_i^2
+        \qquad (\mathbb E\, s^2 = 1,\ c = \text{target\_slope}),
+
+    whose minimum has all weights equal, :math:`w_i = c / (n + p/q)`.
+
+    Returns:
+        The weights after every step, shape ``(steps + 1, n)``, float64 (row 0: ``init``).
+
+    Example:
+        >>> path = train_copies(0.0, steps=200)
+        >>> differences = path[:, 2] - path[:, 0]
+        >>> bool((differences - differences[0]).abs().max() < 1e-12)
+        True
+    """
+    p = check_probability(p)
+    if p == 1:
+        raise ValueError("p=1 drops every input: the unit would see nothing")
+    w = torch.tensor(_as_1d(init, "init"))
+    steps = check_positive_int(steps, "steps")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    lr = _check_scale(lr, "lr")
+    generator = torch.Generator().manual_seed(check_seed(seed))
+    q = 1.0 - p
+    path = [w.clone()]
+    for _ in range(steps):
+        s = torch.randn(batch_size, 1, generator=generator, dtype=torch.float64)
+        x = s.expand(batch_size, len(w))
+        if p > 0:
+            keep = torch.rand(batch_size, len(w), generator=generator, dtype=torch.float64) >= p
+            x = x * keep / q
+        residual = x @ w - target_slope * s[:, 0]
+        w = w - lr * 2 * (residual @ x) / batch_size
+        path.append(w.clone())
+    return torch.stack(path)
+
+
+# --- the network and its handicap ----------------------------------------------------------------
+
+
+def handicap_units(model: nn.Sequential, n_handicapped: int, scale: float, where: str) -> nn.Sequential:
+    """Multiply the weights of the first ``n_handicapped`` hidden units by ``scale``, in place.
+
+    ``where="in"``: their rows of the first Linear layer and their biases (the unit's
+    pre-activation, hence its ReLU output, shrinks by ``scale``); ``"out"``: their columns of the
+    last Linear layer; ``"both"``: both; ``"none"``: nothing.
+
+    Example:
+        >>> model = mlp(4, [3], 2)
+        >>> before = model[-1].weight[:, 0].clone()
+        >>> _ = handicap_units(model, 1, 0.5, "out")
+        >>> torch.allclose(model[-1].weight[:, 0], 0.5 * before)
+        True
+    """
+    first, last = _one_hidden_layer(model)
+    if where not in HANDICAPS:
+        raise ValueError(f"where must be one of {HANDICAPS}, got where={where!r}")
+    n_handicapped = check_positive_int(n_handicapped, "n_handicapped")
+    if n_handicapped > first.out_features:
+        raise ValueError(
+            f"n_handicapped must be at most the {first.out_features} hidden units, "
+            f"got n_handicapped={n_handicapped}"
+        )
+    scale = _check_scale(scale, "scale")
+    with torch.no_grad():
+        if where in ("in", "both"):
+            first.weight[:n_handicapped] *= scale
+            first.bias[:n_handicapped] *= scale
+        if where in ("out", "both"):
+            last.weight[:, :n_handicapped] *= scale
+    return model
+
+
+def handicapped_mlp(
+    p: float,
+    handicap: str = "both",
+    *,
+    seed: int = 0,
+    in_features: int = 64,
+    hidden: int = HIDDEN,
+    out_features: int = 10,
+    n_handicapped: int = N_HANDICAPPED,
+    scale: float = SCALE,
+) -> nn.Sequential:
+    """``mlp(in_features, [hidden], out_features, p=p)`` from ``torch.manual_seed(seed)``, handicapped.
+
+    For one ``seed`` every ``p`` and every ``handicap`` start from the same draw of the weights;
+    only the handicapped units' weights (the first ``n_handicapped``) differ, by the factor
+    ``scale`` (see :func:`handicap_units`).
+
+    Example:
+        >>> a, b = handicapped_mlp(0.0, "none"), handicapped_mlp(0.5, "both")
+        >>> torch.equal(a[0].weight[8:], b[0].weight[8:]), len(b)
+        (True, 4)
+    """
+    p = check_probability(p)
+    torch.manual_seed(check_seed(seed))
+    model = mlp(in_features, [hidden], out_features, p=p)
+    return handicap_units(model, n_handicapped, scale, handicap)
+
+
+# --- measurements --------------------------------------------------------------------------------
+
+
+def hidden_activations(model: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """The hidden layer's activations ``relu(W1 x + b1)`` in evaluation mode: shape ``(n, hidden)``.
+
+    Everything but the last Linear layer is applied, with dropout off; the model's modes are
+    restored afterwards.
+
+    Example:
+        >>> model = mlp(4, [3], 2, p=0.5)
+        >>> hidden_activations(model, torch.ones(5, 4)).shape
+        torch.Size([5, 3])
+    """
+    _one_hidden_layer(model)
+    with restored_modes(model), torch.no_grad():
+        model.eval()
+        return model[:-1](x)
+
+
+def ablation_importance(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    r"""The loss increase when one hidden unit alone is zeroed, for every hidden unit.
+
+    .. math::
+
+        I_j = \mathrm{CE}\big(W_2\,(h \odot e_{-j}) + b_2,\ y\big) - \mathrm{CE}(W_2 h + b_2,\ y),
+
+    where :math:`h` are the hidden activations in evaluation mode and :math:`e_{-j}` is all ones
+    except a zero at unit :math:`j` (the same as setting column :math:`j` of :math:`W_2` to zero).
+    ``I_j`` is usually positive; it can be negative for a unit whose removal happens to help.
+
+    Returns:
+        float64 tensor of shape ``(hidden,)``.
+
+    Example:
+        >>> model = mlp(4, [3], 2)
+        >>> with torch.no_grad():
+        ...     model[-1].weight[:, 1] = 0.0  # unit 1 is disconnected from the output
+        >>> importance = ablation_importance(model, torch.randn(20, 4), torch.randint(2, (20,)))
+        >>> importance.shape, float(importance[1])
+        (torch.Size([3]), 0.0)
+    """
+    if not isinstance(y, torch.Tensor) or y.dtype != torch.int64:
+        raise TypeError("y must be an int64 tensor of class indices")
+    _, last = _one_hidden_layer(model)
+    h = hidden_activations(model, x).double()
+    weight, bias = last.weight.detach().double(), last.bias.detach().double()
+    with torch.no_grad():
+        base = F.cross_entropy(h @ weight.T + bias, y)
+        n_hidden = h.shape[1]
+        # one forward pass per unit, stacked: out[j] = (h without unit j) W2^T + b2
+        without = h.unsqueeze(0) * (1 - torch.eye(n_hidden, dtype=h.dtype)).unsqueeze(1)
+        logits = without @ weight.T + bias  # (hidden, n, classes)
+        losses = torch.stack([F.cross_entropy(logits[j], y) for j in range(n_hidden)])
+    return losses - base
+
+
+def gini(importance: Any) -> float:
+    r"""Gini coefficient of a distribution of importance: 0 when equal, ``1 - 1/n`` when one unit has all.
+
+    Negative entries count as zero. With the values sorted, :math:`v_{(1)} \le \dots \le v_{(n)}`,
+
+    .. math::
+
+        G = \frac{\sum_{i=1}^n (2i - n - 1)\, v_{(i)}}{n \sum_i v_i}
+          = \frac{\sum_{i,k} |v_i - v_k|}{2 n \sum_i v_i}.
+
+    Example:
+        >>> gini([1, 1, 1, 1]), gini([0, 0, 0, 1])
+        (0.0, 0.75)
+    """
+    v = np.sort(_nonnegative_weights(importance))
+    n = len(v)
+    return float(np.dot(2 * np.arange(1, n + 1) - n - 1, v) / n)
+
+
+def top_k_share(importance: Any, k: int) -> float:
+    """The share of the total importance held by the ``k`` most important units (negatives as 0).
+
+    Equal importance gives ``k / n``; all of it on one unit gives 1.
+
+    Example:
+        >>> top_k_share([4, 3, 2, 1], 1), top_k_share([1, 1, 1, 1], 2)
+        (0.4, 0.5)
+    """
+    weights = _nonnegative_weights(importance)
+    k = check_positive_int(k, "k")
+    return float(np.sort(weights)[::-1][:k].sum())
+
+
+def effective_units(importance: Any) -> float:
+    r"""The effective number of units: the exponential of the entropy of the importances.
+
+    :math:`\exp(-\sum_j \pi_j \log \pi_j)`, with :math:`\pi` the importance normalized to sum
+    to 1. It is ``n`` when all ``n`` units are equally important and 1 when one unit holds everything
+    (negative entries count as zero).
+
+    Example:
+        >>> round(effective_units([1, 1, 1, 1]), 6), effective_units([0, 5, 0])
+        (4.0, 1.0)
+    """
+    weights = _nonnegative_weights(importance)
+    nonzero = weights[weights > 0]
+    return float(np.exp(-(nonzero * np.log(nonzero)).sum()))
+
+
+def mean_abs_correlation(activations: torch.Tensor) -> float:
+    r"""Mean absolute Pearson correlation between the columns (units) of ``activations``.
+
+    Averaged over all pairs of units whose activation varies over the examples; units that are
+    constant (e.g. a ReLU that never fires) have no correlation and are left out.
+
+    Example:
+        >>> a = torch.tensor([[1.0, 2.0, 0.0], [2.0, 4.0, 0.0], [3.0, 5.0, 0.0]])
+        >>> round(mean_abs_correlation(a), 4)
+        0.982
+    """
+    if not isinstance(activations, torch.Tensor) or activations.ndim != 2:
+        raise TypeError("activations must be a 2-D tensor (examples, units)")
+    a = activations.detach().double()
+    a = a[:, a.std(dim=0) > 0]
+    if a.shape[1] < 2:
+        raise ValueError("need at least two units whose activation varies")
+    c = torch.corrcoef(a.T)
+    off_diagonal = ~torch.eye(c.shape[0], dtype=torch.bool)
+    return c[off_diagonal].abs().mean().item()
+
+
+def unit_strength(model: nn.Sequential) -> torch.Tensor:
+    """``||(W1[j], b1[j])|| * ||W2[:, j]||`` for every hidden unit ``j``: the size of its path.
+
+    Scaling a unit's incoming or outgoing weights by ``s`` scales its strength by ``s``.
+
+    Example:
+        >>> model = handicap_units(mlp(4, [3], 2), 1, 0.1, "both")
+        >>> strength = unit_strength(model)
+        >>> bool(strength[0] < strength[1:].min())
+        True
+    """
+    first, last = _one_hidden_layer(model)
+    with torch.no_grad():
+        into = torch.cat([first.weight, first.bias.unsqueeze(1)], dim=1).norm(dim=1)
+        return (into * last.weight.norm(dim=0)).double()
+
+
+# --- the experiment ------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class HandicapRun:
+    """One training run of the digits experiment and what was measured on it.
+
+    Attributes:
+        p, handicap, seed, optimizer: how it was trained.
+        handicapped: ``(hidden,)`` bool, True for the handicapped units ("A, B").
+        importance: ``(hidden,)`` :func:`ablation_importance` on the test set at the end.
+        share: the handicapped units' share of the total (positive) importance.
+        gini, top_share, effective: :func:`gini`, :func:`top_k_share` (k = a quarter of the
+            units) and :func:`effective_units` of ``importance``.
+        correlation: :func:`mean_abs_correlation` of the hidden activations on the test set.
+        strength: ``(hidden,)`` :func:`unit_strength` at the end.
+        test_acc, train_loss: of the full network (evaluation mode) at the end.
+        history: the training :class:`~dropoutlib.course.train.History`.
+        epochs, share_path, strength_path: per epoch (from 0, the initialization), the
+            handicapped units' share of importance and their mean strength divided by the other
+            units' (plain SGD only; empty for Adam).
+        model: the trained network.
+    """
+
+    p: float
+    handicap: str
+    seed: int
+    optimizer: str
+    handicapped: torch.Tensor
+    importance: torch.Tensor
+    share: float
+    gini: float
+    top_share: float
+    effective: float
+    correlation: float
+    strength: torch.Tensor
+    test_acc: float
+    train_loss: float
+    history: History
+    model: nn.Sequential
+    epochs: list[int] = field(default_factory=list)
+    share_path: list[float] = field(default_factory=list)
+    strength_path: list[float] = field(default_factory=list)
+
+
+def _share(importance: torch.Tensor, handicapped: torch.Tensor) -> float:
+    positive = importance.clamp_min(0)
+    total = positive.sum().item()
+    return positive[handicapped].sum().item() / total if total > 0 else float("nan")
+
+
+def _relative_strength(model: nn.Sequential, handicapped: torch.Tensor) -> float:
+    strength = unit_strength(model)
+    return (strength[handicapped].mean() / strength[~handicapped].mean()).item()
+
+
+def _extend(history: History, part: History, offset: int) -> None:
+    history.epoch.extend(e + offset for e in part.epoch)
+    for name in ("train_loss", "test_loss", "train_acc", "test_acc", "objective"):
+        getattr(history, name).extend(getattr(part, name))
+
+
+def train_handicapped(
+    p: float,
+    handicap: str = "both",
+    *,
+    seed: int = 0,
+    optimizer: str = "sgd",
+    epochs: int = EPOCHS,
+    lr: float = LR,
+    batch_size: int = BATCH_SIZE,
+    data: Split | None = None,
+    n_handicapped: int = N_HANDICAPPED,
+    scale: float = SCALE,
+) -> HandicapRun:
+    """Train :func:`handicapped_mlp` on the digits and measure importance, concentration, correlation.
+
+    Data: :func:`dropoutlib.course.data.load_digits` ``(seed=seed)`` unless ``data`` is given. Training:
+    :func:`dropoutlib.course.train.fit` with minibatches of ``batch_size``, cross-entropy, and either plain
+    SGD (``optimizer="sgd"``, no momentum: a step is the learning rate times the gradient) or Adam.
+    Plain SGD has no state, so it is run one epoch per ``fit`` call (epoch ``e`` seeded with
+    ``1000 * seed + e``), and after every epoch the handicapped units' share of importance and
+    their relative strength are recorded (``epochs``, ``share_path``, ``strength_path``). Adam
+    keeps running averages between steps, so it is run in one call and records no paths.
+
+    Example:
+        >>> run = train_handicapped(0.5, "both", epochs=2)
+        >>> run.epochs, len(run.share_path), run.handicapped.sum().item()
+        ([0, 1, 2], 3, 8)
+    """
+    p = check_probability(p)
+    if p == 1:
+        raise ValueError("p=1 drops every hidden unit: the network could not learn anything")
+    if handicap not in HANDICAPS:
+        raise ValueError(f"handicap must be one of {HANDICAPS}, got handicap={handicap!r}")
+    if optimizer not in ("sgd", "adam"):
+        raise ValueError(f"optimizer must be 'sgd' or 'adam', got optimizer={optimizer!r}")
+    seed = check_seed(seed)
+    epochs = check_positive_int(epochs, "epochs")
+    if data is None:
+        data = load_digits(seed=seed)
+    elif not isinstance(data, Split):
+        raise TypeError(f"data must be a dropoutlib.course.data.Split or None, got {type(data).__name__}")
+    model = handicapped_mlp(
+        p, handicap, seed=seed, in_features=data.n_features, n_handicapped=n_handicapped, scale=scale
+    )
+    hidden = model[0].out_features
+    handicapped = torch.arange(hidden) < n_handicapped
+    x, y = data.x_test, data.y_test
+    options = {"lr": lr, "batch_size": batch_size, "optimizer": optimizer, "progress": False}
+    if optimizer == "sgd":
+        options["momentum"] = 0.0
+    run_epochs: list[int] = []
+    share_path: list[float] = []
+    strength_path: list[float] = []
+    if optimizer == "sgd":
+        history = History()
+        for epoch in range(epochs + 1):
+            if epoch > 0:
+                part = fit(model, data, epochs=1, seed=seed * 1000 + epoch, **options)
+                _extend(history, part, epoch - 1)
+            run_epochs.append(epoch)
+            share_path.append(_share(ablation_importance(model, x, y), handicapped))
+            strength_path.append(_relative_strength(model, handicapped))
+    else:
+        history = fit(model, data, epochs=epochs, seed=seed, **options)
+    importance = ablation_importance(model, x, y)
+    quarter = max(1, hidden // 4)
+    return HandicapRun(
+        p=p,
+        handicap=handicap,
+        seed=seed,
+        optimizer=optimizer,
+        handicapped=handicapped,
+        importance=importance,
+        share=_share(importance, handicapped),
+        gini=gini(importance),
+        top_share=top_k_share(importance, quarter),
+        effective=effective_units(importance),
+        correlation=mean_abs_correlation(hidden_activations(model, x)),
+        strength=unit_strength(model),
+        test_acc=history.test_acc[-1],
+        train_loss=history.train_loss[-1],
+        history=history,
+        model=model,
+        epochs=run_epochs,
+        share_path=share_path,
+        strength_path=strength_path,
+    )

@@ -1,0 +1,839 @@
+r"""The experiments of chapter 13, "The dropout family": what each variant preserves, costs and gains.
+
+The layers themselves live in :mod:`dropoutlib.nn` (DropConnect, Gaussian dropout, alpha dropout,
+DropPath, DropBlock). This module measures them:
+
+- **Moments.** :func:`measure_moments` draws a noise function many times on a fixed input and reports
+  the mean and variance of the output over all values (the *population*, what the next layer sees),
+  and, per value, how the mean output depends on the input (:attr:`Moments.slope`, 1 when every value
+  is kept on average) and how large the noise is relative to :math:`x^2` (:attr:`Moments.noise`,
+  :math:`p/q` for inverted dropout). :data:`ELEMENTWISE_NOISES` names the noises it compares.
+- **Noise structure.** :func:`noise_structure` compares dropout on a linear layer's inputs with
+  DropConnect on its weights: same mean, same variance per output unit, but different correlations
+  between the units and between the examples of a batch. :func:`mask_structure` measures how
+  dropped positions of a feature map cluster (element-wise, DropBlock, spatial).
+- **SELU and depth.** :func:`selu_mlp` builds a self-normalizing network (SELU, LeCun-normal weights,
+  optional alpha or standard dropout); :func:`depth_statistics` follows the mean and variance of its
+  activations through the layers.
+- **One task.** :data:`VARIANTS` lists the networks compared on the digits (a ReLU MLP without
+  dropout, with dropout, DropConnect and Gaussian dropout; a SELU MLP without dropout, with alpha and
+  with standard dropout; a residual MLP with and without DropPath; a small CNN without dropout, with
+  element-wise dropout and with DropBlock), :func:`train_variant` trains one with the shared budget
+  (:data:`N_TRAIN` images, full-batch Adam, :data:`EPOCHS` steps, learning rate :data:`LR`), and
+  :func:`compare_family` trains them all over seeds. :func:`random_numbers_per_step` counts the
+  random numbers a training step draws, a cost that does not depend on the machine.
+
+Notation: ``p`` is the probability of dropping (a unit, a weight, a branch, a block), ``q = 1 - p``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.overrides import TorchFunctionMode
+
+from dropoutlib._modes import restored_modes
+from dropoutlib._validation import check_floating, check_generator, check_positive_int, check_probability
+from dropoutlib.course.data import Split, load_digits
+from dropoutlib.course.models import mlp
+from dropoutlib.course.seeding import check_seed, seed_everything
+from dropoutlib.course.train import fit
+from dropoutlib.experiments.convolutions import neighbour_correlation, small_cnn
+from dropoutlib.nn.alpha import AlphaDropout, alpha_dropout
+from dropoutlib.nn.drop_path import DropPath, drop_path, drop_path_schedule
+from dropoutlib.nn.dropblock import DropBlock2d, dropblock
+from dropoutlib.nn.dropconnect import DropConnectLinear
+from dropoutlib.nn.dropout import Dropout, dropout
+from dropoutlib.nn.gaussian import GaussianDropout, gaussian_dropout
+from dropoutlib.nn.spatial import spatial_dropout
+
+__all__ = [
+    "BLOCK_SIZES",
+    "CNN_CHANNELS",
+    "CNN_P",
+    "DEPTH",
+    "DROP_PATH",
+    "ELEMENTWISE_NOISES",
+    "EPOCHS",
+    "FAMILIES",
+    "HIDDEN",
+    "LR",
+    "MASK_KINDS",
+    "N_TRAIN",
+    "P",
+    "SELU_P",
+    "VARIANTS",
+    "build_variant",
+    "compare_family",
+    "depth_statistics",
+    "mask_structure",
+    "measure_moments",
+    "noise_structure",
+    "random_numbers_per_step",
+    "residual_mlp",
+    "selu_mlp",
+    "train_variant",
+    "DepthStatistics",
+    "FamilyRun",
+    "MaskStructure",
+    "Moments",
+    "NoiseStructure",
+    "ResidualBlock",
+    "Variant",
+]
+
+#: The shared budget: a stratified subsample of 200 training digits, full-batch Adam, 100 steps.
+N_TRAIN = 200
+EPOCHS = 100
+LR = 1e-2
+#: Hidden widths of the MLPs (ReLU and SELU).
+HIDDEN: tuple[int, ...] = (64, 64)
+#: Drop probability of dropout, DropConnect and Gaussian dropout in the ReLU MLP.
+P = 0.5
+#: Drop probability of alpha and standard dropout in the SELU MLP (Klambauer et al. use 0.05 to 0.1).
+SELU_P = 0.1
+#: Residual MLP: number of blocks and the DropPath rate of the last block (linear schedule).
+DEPTH = 8
+DROP_PATH = 0.5
+#: CNN (``small_cnn`` of chapter 10 with fewer channels): drop probability and DropBlock's block sizes
+#: after the first (8x8 maps) and the second (4x4 maps) convolution block.
+CNN_CHANNELS: tuple[int, int] = (8, 16)
+CNN_P = 0.2
+BLOCK_SIZES: tuple[int, int] = (3, 2)
+
+_IN, _OUT = 64, 10  # the digits: 64 pixels, 10 classes
+
+
+# --- the networks compared ------------------------------------------------------------------------------
+
+
+def _lecun_normal_(linear: nn.Linear) -> nn.Linear:
+    nn.init.normal_(linear.weight, 0.0, 1.0 / math.sqrt(linear.in_features))
+    nn.init.zeros_(linear.bias)
+    return linear
+
+
+_SELU_DROPOUTS = ("none", "alpha", "standard")
+
+
+def selu_mlp(
+    in_features: int,
+    hidden: Sequence[int],
+    out_features: int,
+    dropout: str = "none",
+    p: float = 0.0,
+) -> nn.Sequential:
+    r"""A self-normalizing MLP: ``Linear, SELU, [dropout]`` per hidden layer, then ``Linear``.
+
+    Weights are drawn from :math:`N(0, 1/\text{fan-in})` ("LeCun normal") and biases are zero, the
+    initialization under which SELU keeps activations near mean 0 and variance 1 layer after layer
+    (Klambauer et al., 2017). PyTorch's default ``nn.Linear`` initialization has a third of that
+    variance, so it is overwritten. ``dropout`` is ``"none"``, ``"alpha"``
+    (:class:`~dropoutlib.nn.AlphaDropout`) or ``"standard"`` (inverted dropout,
+    :class:`~dropoutlib.nn.Dropout`), with probability ``p`` after every SELU.
+
+    Example:
+        >>> _ = torch.manual_seed(0)
+        >>> net = selu_mlp(64, [32, 32], 10, dropout="alpha", p=0.1)
+        >>> [type(m).__name__ for m in net]
+        ['Linear', 'SELU', 'AlphaDropout', 'Linear', 'SELU', 'AlphaDropout', 'Linear']
+        >>> round(net[0].weight.std().item(), 2), round(1 / 64**0.5, 2)
+        (0.12, 0.12)
+    """
+    in_features = check_positive_int(in_features, "in_features")
+    out_features = check_positive_int(out_features, "out_features")
+    if isinstance(hidden, str | bytes) or not isinstance(hidden, Sequence) or len(hidden) == 0:
+        raise TypeError(
+            f"hidden must be a non-empty sequence of widths such as (64, 64), got hidden={hidden!r}"
+        )
+    widths = [check_positive_int(w, f"hidden[{i}]") for i, w in enumerate(hidden)]
+    if dropout not in _SELU_DROPOUTS:
+        raise ValueError(f"dropout must be one of {_SELU_DROPOUTS}, got dropout={dropout!r}")
+    p = check_probability(p)
+    if dropout != "none" and not 0 < p < 1:
+        raise ValueError(f"dropout={dropout!r} needs 0 < p < 1, got p={p!r}")
+    layers: list[nn.Module] = []
+    fan_in = in_features
+    for width in widths:
+        layers += [_lecun_normal_(nn.Linear(fan_in, width)), nn.SELU()]
+        if dropout == "alpha":
+            layers.append(AlphaDropout(p))
+        elif dropout == "standard":
+            layers.append(Dropout(p))
+        fan_in = width
+    layers.append(_lecun_normal_(nn.Linear(fan_in, out_features)))
+    return nn.Sequential(*layers)
+
+
+def _gaussian_mlp() -> nn.Sequential:
+    return mlp(_IN, HIDDEN, _OUT, p=P, dropout_layer=GaussianDropout)
+
+
+def _dropconnect_mlp() -> nn.Sequential:
+    net = mlp(_IN, HIDDEN, _OUT)  # Linear, ReLU, Linear, ReLU, Linear: same initial weights as the others
+    for index in (2, 4):  # the layers that read hidden units, where dropout would drop their inputs
+        net[index] = DropConnectLinear.from_linear(net[index], P)
+    return net
+
+
+def _dropblock_cnn() -> nn.Sequential:
+    net = small_cnn("element", CNN_P, CNN_CHANNELS)
+    net.drop1 = DropBlock2d(CNN_P, BLOCK_SIZES[0])
+    net.drop2 = DropBlock2d(CNN_P, BLOCK_SIZES[1])
+    return net
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One network of the comparison: its name, its family (the architecture), a label and a builder.
+
+    Example:
+        >>> VARIANTS["mlp-gaussian"].family, VARIANTS["mlp-gaussian"].label
+        ('ReLU MLP', 'Gaussian dropout')
+    """
+
+    name: str
+    family: str
+    label: str
+    build: Callable[[], nn.Module]
+
+
+_VARIANT_LIST = [
+    Variant("mlp", "ReLU MLP", "no dropout", lambda: mlp(_IN, HIDDEN, _OUT)),
+    Variant("mlp-dropout", "ReLU MLP", "dropout", lambda: mlp(_IN, HIDDEN, _OUT, p=P, dropout_layer=Dropout)),
+    Variant("mlp-dropconnect", "ReLU MLP", "DropConnect", _dropconnect_mlp),
+    Variant("mlp-gaussian", "ReLU MLP", "Gaussian dropout", _gaussian_mlp),
+    Variant("selu", "SELU MLP", "no dropout", lambda: selu_mlp(_IN, HIDDEN, _OUT)),
+    Variant("selu-alpha", "SELU MLP", "alpha dropout", lambda: selu_mlp(_IN, HIDDEN, _OUT, "alpha", SELU_P)),
+    Variant(
+        "selu-dropout",
+        "SELU MLP",
+        "standard dropout",
+        lambda: selu_mlp(_IN, HIDDEN, _OUT, "standard", SELU_P),
+    ),
+    Variant("residual", "residual MLP", "no dropout", lambda: residual_mlp(_IN, HIDDEN[0], _OUT, DEPTH)),
+    Variant(
+        "residual-droppath",
+        "residual MLP",
+        "DropPath",
+        lambda: residual_mlp(_IN, HIDDEN[0], _OUT, DEPTH, DROP_PATH),
+    ),
+    Variant("cnn", "CNN", "no dropout", lambda: small_cnn("none", 0.0, CNN_CHANNELS)),
+    Variant("cnn-dropout", "CNN", "element-wise dropout", lambda: small_cnn("element", CNN_P, CNN_CHANNELS)),
+    Variant("cnn-dropblock", "CNN", "DropBlock", _dropblock_cnn),
+]
+#: The networks compared, by name; in each family the first one has no dropout (the baseline).
+VARIANTS: dict[str, Variant] = {v.name: v for v in _VARIANT_LIST}
+#: The families in order, each with its variants' names (baseline first).
+FAMILIES: dict[str, tuple[str, ...]] = {}
+for _variant in _VARIANT_LIST:
+    FAMILIES[_variant.family] = (*FAMILIES.get(_variant.family, ()), _variant.name)
+
+
+def _check_name(name: Any) -> str:
+    if name not in VARIANTS:
+        raise ValueError(f"name must be one of {tuple(VARIANTS)}, got name={name!r}")
+    return str(name)
+
+
+def build_variant(name: str, seed: int = 0) -> nn.Module:
+    """A fresh network of variant ``name``, its weights drawn after ``seed_everything(seed)``.
+
+    The variants of one family draw their initial weights in the same order, so for one seed they
+    start from identical weights and differ only in their dropout.
+
+    Example:
+        >>> build_variant("mlp-dropconnect")[2]
+        DropConnectLinear(in_features=64, out_features=64, bias=True, p=0.5)
+        >>> torch.equal(build_variant("mlp")[2].weight, build_variant("mlp-dropconnect")[2].weight)
+        True
+    """
+    name = _check_name(name)
+    seed_everything(check_seed(seed))
+    return VARIANTS[name].build()
+
+
+# --- counting random numbers ----------------------------------------------------------------------------
+
+_DRAWING_METHODS = {"bernoulli_", "uniform_", "normal_", "random_", "exponential_", "geometric_"}
+_DRAWING_FUNCTIONS = {
+    "bernoulli",
+    "rand",
+    "randn",
+    "rand_like",
+    "randn_like",
+    "randint",
+    "randint_like",
+    "normal",
+    "multinomial",
+}
+
+
+_TORCH_DROPOUTS = {
+    F.dropout,
+    F.alpha_dropout,
+    F.feature_alpha_dropout,
+    F.dropout1d,
+    F.dropout2d,
+    F.dropout3d,
+}
+
+
+class _DrawCounter(TorchFunctionMode):
+    """Adds up the number of random values every sampling call returns (seen at the outermost call)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+        result = func(*args, **(kwargs or {}))
+        name = getattr(func, "__name__", "")
+        if name in _DRAWING_METHODS or name in _DRAWING_FUNCTIONS:
+            self.count += result.numel() if isinstance(result, torch.Tensor) else 0
+        elif func in _TORCH_DROPOUTS:  # torch's own F.dropout & co draw inside C++: count their masks
+            bound = inspect.signature(func).bind(*args, **(kwargs or {}))
+            bound.apply_defaults()
+            if bound.arguments["training"] and bound.arguments["p"] > 0:
+                shape = bound.arguments["input"].shape
+                per_channel = name not in ("dropout", "alpha_dropout")
+                self.count += math.prod(shape[:2]) if per_channel else math.prod(shape)
+        return result
+
+
+def random_numbers_per_step(model: nn.Module, x: torch.Tensor) -> int:
+    """How many random numbers one forward pass of ``model`` in training mode draws on the batch ``x``.
+
+    Every sampling call (``bernoulli_``, ``normal_``, ``torch.rand`` ...) is intercepted and the size
+    of what it returns is added up; the model's modes and torch's global generator are restored
+    afterwards. A cost that does not depend on the machine: per unit for dropout, per weight for
+    DropConnect (whatever the batch size), per example for DropPath.
+
+    Example:
+        >>> x = torch.zeros(32, 64)
+        >>> random_numbers_per_step(build_variant("mlp-dropout"), x)  # 32 x (64 + 64) units
+        4096
+        >>> random_numbers_per_step(build_variant("mlp-dropconnect"), x)  # 64 x 64 + 10 x 64 weights
+        4736
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_floating(x, "x")
+    counter = _DrawCounter()
+    with restored_modes(model), torch.no_grad(), torch.random.fork_rng(devices=[]):
+        model.train()
+        with counter:
+            model(x)
+    return counter.count
+
+
+# --- training on one task --------------------------------------------------------------------------------
+
+
+@dataclass
+class FamilyRun:
+    """One trained network of the comparison and its final numbers (evaluation mode).
+
+    Attributes:
+        name, seed: which variant, which seed (split, initial weights, masks).
+        train_acc, test_acc, train_loss, test_loss: at the end of training, dropout off.
+        random_numbers: random numbers one training step draws (:func:`random_numbers_per_step`).
+        model: the trained network.
+
+    Example:
+        >>> run = FamilyRun("mlp", 0, 1.0, 0.9, 0.01, 0.4, 0, nn.Identity())
+        >>> round(run.gap, 4), round(run.loss_gap, 4)
+        (0.1, 0.39)
+    """
+
+    name: str
+    seed: int
+    train_acc: float
+    test_acc: float
+    train_loss: float
+    test_loss: float
+    random_numbers: int
+    model: nn.Module
+
+    @property
+    def gap(self) -> float:
+        """Train accuracy minus test accuracy."""
+        return self.train_acc - self.test_acc
+
+    @property
+    def loss_gap(self) -> float:
+        """Test loss minus train loss."""
+        return self.test_loss - self.train_loss
+
+
+def train_variant(
+    name: str,
+    seed: int = 0,
+    *,
+    data: Split | None = None,
+    epochs: int = EPOCHS,
+    lr: float = LR,
+) -> FamilyRun:
+    """Train variant ``name`` on the digits with the shared budget and return a :class:`FamilyRun`.
+
+    Data: ``load_digits(seed=seed, n_train=N_TRAIN)`` unless ``data`` is given. The network is built
+    by :func:`build_variant` (weights after ``seed_everything(seed)``) and trained by
+    :func:`~dropoutlib.course.train.fit`: full-batch Adam, ``epochs`` steps at learning rate ``lr``, masks
+    drawn from torch's global generator seeded with ``seed``.
+
+    Example:
+        >>> run = train_variant("mlp-gaussian", epochs=5)
+        >>> run.name, 0.0 <= run.test_acc <= 1.0, run.random_numbers  # 200 x 128 normal draws
+        ('mlp-gaussian', True, 25600)
+    """
+    name = _check_name(name)
+    seed = check_seed(seed)
+    if data is None:
+        data = load_digits(seed=seed, n_train=N_TRAIN)
+    elif not isinstance(data, Split):
+        raise TypeError(f"data must be a dropoutlib.course.data.Split or None, got {type(data).__name__}")
+    epochs = check_positive_int(epochs, "epochs")
+    model = build_variant(name, seed)
+    draws = random_numbers_per_step(model, data.x_train)
+    history = fit(model, data, epochs=epochs, lr=lr, seed=seed, progress=False, eval_every=epochs)
+    last = history.final()
+    return FamilyRun(
+        name, seed, last["train_acc"], last["test_acc"], last["train_loss"], last["test_loss"], draws, model
+    )
+
+
+def compare_family(
+    seeds: Iterable[int], names: Sequence[str] | None = None, **options: Any
+) -> dict[tuple[str, int], FamilyRun]:
+    """Train every variant in ``names`` (default: all of :data:`VARIANTS`) for every seed.
+
+    Each seed has its own split of the digits, shared by the variants of that seed. ``options`` go
+    to :func:`train_variant`. Returns the runs by ``(name, seed)``; summarize them with
+    :func:`dropoutlib.experiments.convolutions.summarize_runs`.
+
+    Example:
+        >>> runs = compare_family([0, 1], ["mlp", "mlp-dropout"], epochs=3)
+        >>> sorted(runs)
+        [('mlp', 0), ('mlp', 1), ('mlp-dropout', 0), ('mlp-dropout', 1)]
+    """
+    seeds = [check_seed(seed) for seed in seeds]
+    if not seeds:
+        raise ValueError("seeds must hold at least one seed")
+    names = list(VARIANTS) if names is None else [_check_name(name) for name in names]
+    runs: dict[tuple[str, int], FamilyRun] = {}
+    for seed in seeds:
+        data = load_digits(seed=seed, n_train=N_TRAIN)
+        for name in names:
+            runs[name, seed] = train_variant(name, seed, data=data, **options)
+    return runs
+
+
+# --- moments --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Moments:
+    r"""What a noise does to the first two moments, measured over many draws on a fixed input ``x``.
+
+    Attributes:
+        mean_in, var_in: mean and variance of the values of ``x``.
+        mean_out, var_out: mean and variance of the outputs, over all values and draws.
+        slope: :math:`\sum_i x_i \bar y_i / \sum_i x_i^2`, with :math:`\bar y_i` the mean output of
+            value :math:`i` over the draws. 1 when every value is kept on average
+            (:math:`\mathbb E[y_i \mid x_i] = x_i`); ``c`` when the mean output is ``c x``.
+        noise: :math:`\sum_i \operatorname{Var}(y_i \mid x_i) / \sum_i x_i^2`, the noise variance
+            relative to the squared input (:math:`p/q` for inverted dropout).
+
+    Example:
+        >>> m = Moments(0.0, 1.0, 0.0, 1.25, 1.0, 0.25)
+        >>> m.mean_shift, m.var_ratio
+        (0.0, 1.25)
+    """
+
+    mean_in: float
+    var_in: float
+    mean_out: float
+    var_out: float
+    slope: float
+    noise: float
+
+    @property
+    def mean_shift(self) -> float:
+        """``mean_out - mean_in``."""
+        return self.mean_out - self.mean_in
+
+    @property
+    def var_ratio(self) -> float:
+        """``var_out / var_in``."""
+        return self.var_out / self.var_in
+
+
+def measure_moments(
+    noise: Callable[[torch.Tensor, torch.Generator], torch.Tensor],
+    x: torch.Tensor,
+    samples: int = 200,
+    generator: torch.Generator | None = None,
+) -> Moments:
+    """Draw ``noise(x, generator)`` ``samples`` times and measure its :class:`Moments` (in float64).
+
+    Example:
+        >>> x = torch.randn(1000, 8, generator=torch.Generator().manual_seed(0))
+        >>> m = measure_moments(lambda t, g: dropout(t, 0.2, generator=g), x, 400,
+        ...                     torch.Generator().manual_seed(1))
+        >>> round(m.slope, 2), round(m.noise, 2)  # kept on average; noise p/q = 0.25
+        (1.0, 0.25)
+    """
+    if not callable(noise):
+        raise TypeError(f"noise must be a function (x, generator) -> y, got {type(noise).__name__}")
+    check_floating(x, "x")
+    samples = check_positive_int(samples, "samples")
+    if samples < 2:
+        raise ValueError(f"samples must be at least 2 to measure a variance, got samples={samples}")
+    check_generator(generator)
+    x64 = x.detach().double()
+    total = torch.zeros_like(x64)
+    total_sq = torch.zeros_like(x64)
+    with torch.no_grad():
+        for _ in range(samples):
+            y = noise(x, generator).detach().double()
+            total += y
+            total_sq += y.square()
+    mean_y = total / samples
+    second = total_sq / samples
+    var_given_x = (second - mean_y.square()) * samples / (samples - 1)
+    mean_out = mean_y.mean()
+    var_out = second.mean() - mean_out.square()
+    norm = x64.square().sum()
+    return Moments(
+        mean_in=float(x64.mean()),
+        var_in=float(x64.var(unbiased=False)),
+        mean_out=float(mean_out),
+        var_out=float(var_out),
+        slope=float((x64 * mean_y).sum() / norm),
+        noise=float(var_given_x.sum() / norm),
+    )
+
+
+#: The element-wise noises of the moment table, as functions ``(x, p, generator) -> y``. DropPath
+#: drops whole rows (examples) of ``x``.
+ELEMENTWISE_NOISES: dict[str, Callable[[torch.Tensor, float, torch.Generator | None], torch.Tensor]] = {
+    "dropout": lambda x, p, g: dropout(x, p, generator=g),
+    "Gaussian": lambda x, p, g: gaussian_dropout(x, p, generator=g),
+    "alpha": lambda x, p, g: alpha_dropout(x, p, generator=g),
+    "DropPath": lambda x, p, g: drop_path(x, p, generator=g),
+}
+
+
+# --- DropConnect: noise structure ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NoiseStructure:
+    r"""The noise :math:`e = \tilde y - x W^\top` that a dropout puts into a linear layer's output.
+
+    Attributes:
+        bias: mean over outputs of the mean noise, relative to the outputs' RMS (0: unbiased).
+        variance_ratio: measured noise variance divided by :math:`\frac pq \sum_j W_{kj}^2 x_{nj}^2`,
+            summed over outputs (1 for both dropout on the inputs and DropConnect).
+        unit_correlation: mean absolute correlation of the noise of two output units of one example.
+        example_correlation: mean correlation of the noise of one output unit for two examples of a batch.
+        floor: the mean absolute correlation that sampling alone gives with this many draws,
+            :math:`\sqrt{2/(\pi S)}`.
+
+    Example:
+        >>> NoiseStructure(0.0, 1.0, 0.2, 0.0, 0.05).unit_correlation
+        0.2
+    """
+
+    bias: float
+    variance_ratio: float
+    unit_correlation: float
+    example_correlation: float
+    floor: float
+
+
+_LINEAR_NOISES = ("dropout", "dropconnect")
+
+
+def noise_structure(
+    kind: str,
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    p: float,
+    samples: int = 400,
+    generator: torch.Generator | None = None,
+) -> NoiseStructure:
+    r"""Measure the noise of dropout on the inputs (``"dropout"``) or DropConnect on the weights.
+
+    ``"dropout"``: :math:`\tilde y = (m \odot x / q) W^\top`, one mask per example and input unit.
+    ``"dropconnect"``: :math:`\tilde y = x (M \odot W / q)^\top`, one mask per weight, shared by the
+    batch (:func:`~dropoutlib.nn.dropconnect_linear`). Both have mean :math:`x W^\top` and, for
+    output :math:`k` of example :math:`n`, variance :math:`\frac pq \sum_j W_{kj}^2 x_{nj}^2`. They
+    differ in covariances: dropout's noise in units :math:`k, l` shares the coins of the inputs,
+    :math:`\frac pq \sum_j W_{kj} W_{lj} x_j^2`, while DropConnect's units use separate weights (no
+    correlation); DropConnect's noise in two examples shares the coins of the weights,
+    :math:`\frac pq \sum_j W_{kj}^2 x_{nj} x_{mj}`, while dropout's examples draw separate masks.
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> x, w = torch.rand(20, 16, generator=g), torch.randn(8, 16, generator=g)
+        >>> s = noise_structure("dropconnect", x, w, 0.5, 200, g)
+        >>> abs(s.variance_ratio - 1) < 0.1, s.example_correlation > 0.5
+        (True, True)
+    """
+    if kind not in _LINEAR_NOISES:
+        raise ValueError(f"kind must be one of {_LINEAR_NOISES}, got kind={kind!r}")
+    check_floating(x, "x")
+    check_floating(weight, "weight")
+    if x.ndim != 2 or weight.ndim != 2 or x.shape[1] != weight.shape[1]:
+        raise ValueError(
+            f"x must be (n, in) and weight (out, in) with the same in, got {tuple(x.shape)} and "
+            f"{tuple(weight.shape)}"
+        )
+    p = check_probability(p)
+    if not 0 < p < 1:
+        raise ValueError(f"p must be in (0, 1), got p={p!r}")
+    samples = check_positive_int(samples, "samples")
+    if samples < 3:
+        raise ValueError(f"samples must be at least 3, got samples={samples}")
+    check_generator(generator)
+    x64, w64 = x.detach().double(), weight.detach().double()
+    clean = x64 @ w64.T
+    q = 1 - p
+    with torch.no_grad():
+        if kind == "dropout":
+            draws = [dropout(x64, p, generator=generator) @ w64.T for _ in range(samples)]
+        else:
+            draws = [x64 @ dropout(w64, p, generator=generator).T for _ in range(samples)]
+    errors = torch.stack(draws) - clean  # (S, n, out)
+    predicted = p / q * (x64.square() @ w64.square().T)  # (n, out)
+    centred = errors - errors.mean(dim=0)
+    scaled = centred / centred.square().mean(dim=0).sqrt().clamp_min(1e-12)
+    units = torch.einsum("snk,snl->nkl", scaled, scaled) / samples  # (n, out, out)
+    out = units.shape[1]
+    off_units = units.abs().sum() - units.diagonal(dim1=1, dim2=2).abs().sum()
+    examples = torch.einsum("snk,smk->knm", scaled, scaled) / samples  # (out, n, n)
+    n = examples.shape[1]
+    off_examples = examples.sum() - examples.diagonal(dim1=1, dim2=2).sum()
+    rms = clean.square().mean().sqrt()
+    return NoiseStructure(
+        bias=float(errors.mean(dim=0).mean() / rms),
+        variance_ratio=float(errors.var(dim=0).sum() / predicted.sum()),
+        unit_correlation=float(off_units / (units.shape[0] * out * (out - 1))),
+        example_correlation=float(off_examples / (out * n * (n - 1))),
+        floor=math.sqrt(2 / (math.pi * samples)),
+    )
+
+
+# --- DropBlock: where the dropped values are ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MaskStructure:
+    """How a structured dropout drops values of feature maps ``(N, C, H, W)``.
+
+    Attributes:
+        dropped: fraction of values dropped (output exactly 0 for an input without zeros).
+        neighbour_correlation: correlation of the keep/drop indicator of horizontal neighbours
+            (mean over channels; 0 for independent coins, 1 when whole maps go together).
+        mean_ratio: mean of the output divided by the mean of the input.
+
+    Example:
+        >>> MaskStructure(0.2, 0.0, 1.0).dropped
+        0.2
+    """
+
+    dropped: float
+    neighbour_correlation: float
+    mean_ratio: float
+
+
+#: The ways of dropping values of a feature map that :func:`mask_structure` compares.
+MASK_KINDS = ("element-wise", "DropBlock", "spatial")
+
+
+def mask_structure(
+    kind: str,
+    p: float,
+    shape: Sequence[int] = (256, 8, 8, 8),
+    block_size: int = BLOCK_SIZES[0],
+    generator: torch.Generator | None = None,
+) -> MaskStructure:
+    """Drop values of positive feature maps of ``shape`` with ``kind`` and measure the mask's structure.
+
+    ``kind`` is ``"element-wise"`` (:func:`~dropoutlib.dropout`), ``"DropBlock"``
+    (:func:`~dropoutlib.nn.dropblock` with ``block_size``) or ``"spatial"``
+    (:func:`~dropoutlib.nn.spatial.spatial_dropout`).
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> s = mask_structure("spatial", 0.2, generator=g)
+        >>> round(s.neighbour_correlation, 4)
+        1.0
+    """
+    if kind not in MASK_KINDS:
+        raise ValueError(f"kind must be one of {MASK_KINDS}, got kind={kind!r}")
+    p = check_probability(p)
+    if not 0 < p < 1:
+        raise ValueError(f"p must be in (0, 1), got p={p!r}")
+    if isinstance(shape, str | bytes) or not isinstance(shape, Sequence) or len(shape) != 4:
+        raise TypeError(f"shape must be (N, C, H, W), got shape={shape!r}")
+    shape = tuple(check_positive_int(s, f"shape[{i}]") for i, s in enumerate(shape))
+    check_generator(generator)
+    x = 1 + torch.rand(shape, generator=generator, dtype=torch.float64)  # no zeros: 0 means dropped
+    if kind == "element-wise":
+        y = dropout(x, p, generator=generator)
+    elif kind == "DropBlock":
+        y = dropblock(x, p, block_size, generator=generator)
+    else:
+        y = spatial_dropout(x, p, generator=generator)
+    kept = (y != 0).double()
+    return MaskStructure(
+        dropped=float(1 - kept.mean()),
+        neighbour_correlation=float(torch.nanmean(neighbour_correlation(kept))),
+        mean_ratio=float(y.mean() / x.mean()),
+    )
+
+
+# --- SELU networks across depth -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DepthStatistics:
+    """Mean and variance of a network's hidden activations, layer by layer (over examples and units).
+
+    Attributes:
+        mean, var: one value per hidden layer, measured after its activation and its dropout.
+
+    Example:
+        >>> DepthStatistics([0.0, 0.1], [1.0, 1.2]).var[-1]
+        1.2
+    """
+
+    mean: list[float]
+    var: list[float]
+
+
+def depth_statistics(model: nn.Sequential, x: torch.Tensor, *, training: bool = True) -> DepthStatistics:
+    """Run ``x`` through ``model`` (a :func:`selu_mlp`) and record every hidden layer's mean and variance.
+
+    A hidden layer's output is read after its SELU and, if there is one, after its dropout layer
+    (what the next linear layer receives). ``training`` chooses the mode (dropout on or off); the
+    model's modes are restored afterwards.
+
+    Example:
+        >>> _ = torch.manual_seed(0)
+        >>> net = selu_mlp(64, [128] * 8, 10)
+        >>> stats = depth_statistics(net, torch.randn(500, 64))
+        >>> len(stats.var), all(0.8 < v < 1.2 for v in stats.var)
+        (8, True)
+    """
+    if not isinstance(model, nn.Sequential):
+        raise TypeError(f"model must be an nn.Sequential from selu_mlp(), got {type(model).__name__}")
+    check_floating(x, "x")
+    if not isinstance(training, bool):
+        raise TypeError(f"training must be True or False, got training={training!r}")
+    layers = list(model)
+    means: list[float] = []
+    variances: list[float] = []
+    with restored_modes(model), torch.no_grad():
+        model.train(training)
+        h = x
+        for index, layer in enumerate(layers[:-1]):
+            h = layer(h)
+            following = layers[index + 1]
+            if isinstance(following, nn.Linear):  # h is what the next linear layer reads
+                means.append(float(h.mean()))
+                variances.append(float(h.var(unbiased=False)))
+    return DepthStatistics(means, variances)
+
+
+class ResidualBlock(nn.Module):
+    """A fully connected residual block with stochastic depth: ``y = x + DropPath(p)(branch(x))``.
+
+    ``branch`` is ``Linear(width, width) -> ReLU -> Linear(width, width)``. In training, each example
+    skips the branch (``y = x``) with probability ``p``; otherwise it gets ``x + branch(x) / q``. In
+    evaluation ``y = x + branch(x)``. Shapes: ``(N, width)`` to ``(N, width)``.
+
+    The block itself is not a dropout layer (it has no ``dropout_variant`` attribute); its submodule
+    ``drop_path`` (a :class:`DropPath`) is, so Monte Carlo dropout switches on exactly that.
+
+    Args:
+        width: number of features in and out.
+        p: probability of skipping the branch, in ``[0, 1]``. Default 0.0 (a plain residual block).
+
+    Example:
+        >>> block = ResidualBlock(4, p=0.2)
+        >>> block
+        ResidualBlock(
+          width=4, p=0.2
+          (branch): Sequential(
+            (0): Linear(in_features=4, out_features=4, bias=True)
+            (1): ReLU()
+            (2): Linear(in_features=4, out_features=4, bias=True)
+          )
+          (drop_path): DropPath(p=0.2)
+        )
+        >>> block(torch.randn(3, 4)).shape
+        torch.Size([3, 4])
+    """
+
+    def __init__(self, width: int, p: float = 0.0) -> None:
+        super().__init__()
+        self.width = check_positive_int(width, "width")
+        self.branch = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width))
+        self.drop_path = DropPath(p)
+
+    @property
+    def p(self) -> float:
+        """The probability of skipping the branch (that of the block's :class:`DropPath`)."""
+        return self.drop_path.p
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return input + self.drop_path(self.branch(input))
+
+    def extra_repr(self) -> str:
+        return f"width={self.width}, p={self.p}"
+
+
+def residual_mlp(
+    in_features: int,
+    width: int,
+    out_features: int,
+    depth: int,
+    drop_path: float = 0.0,
+    *,
+    schedule: str = "linear",
+) -> nn.Sequential:
+    """A residual MLP with stochastic depth: ``Linear(in, width), ReLU, depth x ResidualBlock, Linear(width,
+    out)``.
+
+    Block ``l`` (``l = 1, ..., depth``) gets the DropPath rate of :func:`drop_path_schedule`:
+    ``drop_path * l / depth`` (``schedule="linear"``, Huang et al., 2016) or ``drop_path``
+    (``"uniform"``). Module indices: ``0`` input Linear, ``1`` ReLU, ``2 .. depth + 1`` the blocks,
+    ``depth + 2`` the output Linear. Shapes: ``(N, in_features)`` to ``(N, out_features)``.
+
+    Example:
+        >>> net = residual_mlp(64, 32, 10, depth=4, drop_path=0.2)
+        >>> [round(block.p, 3) for block in net[2:-1]]
+        [0.05, 0.1, 0.15, 0.2]
+        >>> net(torch.randn(5, 64)).shape
+        torch.Size([5, 10])
+    """
+    in_features = check_positive_int(in_features, "in_features")
+    width = check_positive_int(width, "width")
+    out_features = check_positive_int(out_features, "out_features")
+    rates = drop_path_schedule(drop_path, depth, schedule)
+    return nn.Sequential(
+        nn.Linear(in_features, width),
+        nn.ReLU(),
+        *(ResidualBlock(width, rate) for rate in rates),
+        nn.Linear(width, out_features),
+    )

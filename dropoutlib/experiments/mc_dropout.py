@@ -1,0 +1,658 @@
+r"""Inputs far from the training digits, and the experiments of chapter 12 (Monte Carlo dropout).
+
+The digits of :func:`course.load_digits` are standardized pixel by pixel with the training set's mean
+and standard deviation. Shifted and out-of-distribution (OOD) inputs are therefore built in **raw pixel
+space** (8 x 8 images, intensities 0 to 16) and standardized afterwards with the same training
+statistics, exactly as a new image would be on its way into the model:
+
+- :func:`digit_pixels`: the raw images of the same split as ``load_digits(seed=seed)``, with the
+  training statistics and :meth:`DigitPixels.standardize`;
+- :func:`rotate_digits`, :func:`shift_digits`, :func:`invert_digits`: transformed test digits;
+- :func:`noise_images`: images of pure noise in the digits' value range (uniform on ``[0, 16]``, or
+  Gaussian with each pixel's training mean and standard deviation);
+- :func:`ood_sets`: the chapter's test set and five OOD sets, standardized.
+
+The experiments (every one returns plain numbers and arrays, so the chapter and the claims tests
+call the same code):
+
+- :func:`train_mc_model`: one dropout MLP trained on the digits;
+- :func:`auroc`: how well a score separates OOD inputs from test digits (0.5: not at all, 1: perfectly);
+- :func:`ood_uncertainty`, :func:`ood_over_seeds`: uncertainty on each set, and its AUROC;
+- :func:`transform_sweep`: uncertainty against the rotation angle and the shift;
+- :func:`calibration_experiment`, :func:`calibration_versus_p`: evaluation mode against Monte Carlo
+  averaging, expected calibration error and reliability bins;
+- :func:`passes_experiment`: error and entropy against the number of passes :math:`T`;
+- :func:`plot_reliability`: a reliability diagram.
+
+Uncertainties are in nats; see :mod:`dropoutlib.uncertainty` for their definitions.
+
+Example:
+    >>> pixels = digit_pixels(seed=0)
+    >>> sets = ood_sets(pixels, seed=0)
+    >>> list(sets)
+    ['test digits', 'rotated 45°', 'shifted 2 px', 'inverted', 'Gaussian noise', 'uniform noise']
+    >>> tuple(sets["inverted"].shape)
+    (540, 64)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import sklearn.datasets
+import torch
+from matplotlib.axes import Axes
+from scipy import ndimage
+from scipy.stats import rankdata
+from sklearn.model_selection import train_test_split
+from torch import nn
+
+from dropoutlib._validation import check_positive_int, check_probability
+from dropoutlib.course.data import Split, load_digits, standardize
+from dropoutlib.course.models import mlp
+from dropoutlib.course.seeding import check_seed, seed_everything
+from dropoutlib.course.train import History, fit
+from dropoutlib.uncertainty import (
+    CalibrationBins,
+    MCPrediction,
+    calibration_bins,
+    eval_predict,
+    expected_calibration_error,
+    mc_predict,
+)
+
+__all__ = [
+    "MAX_PIXEL",
+    "OOD_SETS",
+    "CalibrationResult",
+    "DigitPixels",
+    "OODResult",
+    "PassesCurve",
+    "SweepResult",
+    "auroc",
+    "calibration_experiment",
+    "calibration_versus_p",
+    "digit_pixels",
+    "invert_digits",
+    "noise_images",
+    "ood_over_seeds",
+    "ood_sets",
+    "ood_uncertainty",
+    "passes_experiment",
+    "plot_reliability",
+    "rotate_digits",
+    "shift_digits",
+    "train_mc_model",
+    "transform_sweep",
+]
+
+#: The largest pixel intensity of scikit-learn's digits (the smallest is 0).
+MAX_PIXEL = 16.0
+#: The names of the sets :func:`ood_sets` returns, in order; the first one is in distribution.
+OOD_SETS = ("test digits", "rotated 45°", "shifted 2 px", "inverted", "Gaussian noise", "uniform noise")
+_SIDE = 8
+
+
+# --- raw pixels and the transformations ------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class DigitPixels:
+    """The raw digits of one split (intensities 0 to 16) and the training statistics.
+
+    Attributes:
+        train, test: images as rows of 64 pixels, shape ``(n, 64)``, float64, values in ``[0, 16]``.
+        y_train, y_test: class indices, int64.
+        mean, std: each pixel's training mean and standard deviation (``std = 1`` where a pixel is
+            constant in training), shape ``(64,)``,
+            as :func:`~dropoutlib.course.data.standardize` computes them.
+
+    Example:
+        >>> pixels = digit_pixels(seed=0)
+        >>> pixels.train.shape, pixels.test.shape, float(pixels.test.max())
+        ((1257, 64), (540, 64), 16.0)
+    """
+
+    train: np.ndarray
+    test: np.ndarray
+    y_train: np.ndarray
+    y_test: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+
+    def standardize(self, images: np.ndarray) -> torch.Tensor:
+        r"""Raw images ``(n, 64)`` to the model's inputs, :math:`z_{ij} = (x_{ij} - \mu_j) / \sigma_j`.
+
+        Example:
+            >>> pixels = digit_pixels(seed=0)
+            >>> torch.allclose(pixels.standardize(pixels.test), load_digits(seed=0).x_test, atol=1e-5)
+            True
+        """
+        images = _check_images(images)
+        return torch.from_numpy((images - self.mean) / self.std).to(torch.float32)
+
+
+def digit_pixels(seed: int = 0, test_fraction: float = 0.3) -> DigitPixels:
+    """The raw images of the split that ``load_digits(test_fraction, seed)`` standardizes.
+
+    Same stratified split (scikit-learn's ``train_test_split`` with ``random_state=seed``), same
+    training statistics, so that ``pixels.standardize(pixels.test)`` equals ``load_digits(...).x_test``
+    (to float32 rounding).
+
+    Example:
+        >>> pixels = digit_pixels(seed=1)
+        >>> bool((pixels.y_test == load_digits(seed=1).y_test.numpy()).all())
+        True
+    """
+    seed = check_seed(seed)
+    reference = load_digits(test_fraction=test_fraction, seed=seed)  # validates test_fraction
+    x, y = sklearn.datasets.load_digits(return_X_y=True)
+    x_train, x_test, y_train, y_test = train_test_split(
+        x, y, test_size=reference.n_test, stratify=y, random_state=seed
+    )
+    _, _, mean, std = standardize(x_train, x_test)
+    return DigitPixels(x_train, x_test, y_train.astype(np.int64), y_test.astype(np.int64), mean, std)
+
+
+def _check_images(images: Any) -> np.ndarray:
+    if isinstance(images, torch.Tensor):
+        images = images.detach().cpu().numpy()
+    if not isinstance(images, np.ndarray):
+        raise TypeError(f"images must be a NumPy array of shape (n, 64), got {type(images).__name__}")
+    if images.ndim != 2 or images.shape[1] != _SIDE * _SIDE:
+        raise ValueError(f"images must have shape (n, 64) (8 x 8 pixels per row), got {images.shape}")
+    return images.astype(np.float64)
+
+
+def _check_real(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise TypeError(f"{name} must be a real number, got {name}={value!r} ({type(value).__name__})")
+    if not math.isfinite(float(value)):
+        raise ValueError(f"{name} must be finite, got {name}={value!r}")
+    return float(value)
+
+
+def rotate_digits(images: np.ndarray, degrees: float) -> np.ndarray:
+    """Rotate each 8 x 8 image by ``degrees`` counter-clockwise about its centre.
+
+    Bilinear interpolation (``scipy.ndimage.rotate``, ``order=1``), the frame kept at 8 x 8, pixels
+    that come from outside the frame set to 0 (the background), values clipped to ``[0, 16]``.
+
+    Example:
+        >>> image = np.zeros((1, 64)); image[0, 3] = 16.0  # one pixel in the top row
+        >>> rotated = rotate_digits(image, 90).reshape(8, 8)
+        >>> bool(rotated[:, 0].sum() > 0), float(rotated[0].sum())  # now in the left column
+        (True, 0.0)
+    """
+    images = _check_images(images)
+    degrees = _check_real(degrees, "degrees")
+    squares = images.reshape(-1, _SIDE, _SIDE)
+    turned = ndimage.rotate(squares, degrees, axes=(2, 1), reshape=False, order=1, mode="constant", cval=0.0)
+    return np.clip(turned, 0.0, MAX_PIXEL).reshape(-1, _SIDE * _SIDE)
+
+
+def shift_digits(images: np.ndarray, right: int = 0, down: int = 0) -> np.ndarray:
+    """Move each image ``right`` pixels to the right and ``down`` pixels down (negative: left, up).
+
+    Pixels pushed out of the frame are lost; the ones that come in are background (0).
+
+    Example:
+        >>> image = np.zeros((1, 64)); image[0, 8 * 3 + 4] = 16.0  # row 3, column 4
+        >>> moved = shift_digits(image, right=2, down=-1).reshape(8, 8)
+        >>> [(int(r), int(c)) for r, c in zip(*np.nonzero(moved))]  # now row 2, column 6
+        [(2, 6)]
+    """
+    images = _check_images(images)
+    for name, value in (("right", right), ("down", down)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer):
+            raise TypeError(f"{name} must be an int (pixels), got {name}={value!r}")
+        if abs(value) >= _SIDE:
+            raise ValueError(f"{name} must be between -7 and 7 pixels, got {name}={value!r}")
+    squares = images.reshape(-1, _SIDE, _SIDE)
+    out = np.zeros_like(squares)
+    rows_to = slice(max(down, 0), _SIDE + min(down, 0))
+    rows_from = slice(max(-down, 0), _SIDE + min(-down, 0))
+    cols_to = slice(max(right, 0), _SIDE + min(right, 0))
+    cols_from = slice(max(-right, 0), _SIDE + min(-right, 0))
+    out[:, rows_to, cols_to] = squares[:, rows_from, cols_from]
+    return out.reshape(-1, _SIDE * _SIDE)
+
+
+def invert_digits(images: np.ndarray) -> np.ndarray:
+    """Photographic negatives, ``16 - x``: light digits on a dark background become the opposite.
+
+    Example:
+        >>> invert_digits(np.zeros((1, 64)))[0, :3].tolist()
+        [16.0, 16.0, 16.0]
+    """
+    return MAX_PIXEL - _check_images(images)
+
+
+def noise_images(n: int, kind: str, pixels: DigitPixels, seed: int = 0) -> np.ndarray:
+    r"""``n`` images of pure noise in the digits' value range.
+
+    - ``kind="uniform"``: every pixel uniform on ``[0, 16]``, independently. After standardization a
+      border pixel, almost always 0 in training (tiny :math:`\sigma_j`), becomes huge: these images
+      are far from the training data in the model's input space.
+    - ``kind="gaussian"``: pixel :math:`j` drawn from :math:`\mathcal N(\mu_j, \sigma_j^2)` with the
+      training mean and standard deviation, clipped to ``[0, 16]``: every pixel has about the
+      digits' marginal statistics, but the pixels are independent, so there is no stroke.
+
+    Drawn from ``numpy.random.default_rng(seed)``.
+
+    Example:
+        >>> pixels = digit_pixels(seed=0)
+        >>> noise = noise_images(3, "uniform", pixels, seed=0)
+        >>> noise.shape, bool(noise.min() >= 0 and noise.max() <= 16)
+        ((3, 64), True)
+    """
+    n = check_positive_int(n, "n")
+    if not isinstance(pixels, DigitPixels):
+        raise TypeError(f"pixels must be a DigitPixels (from digit_pixels), got {type(pixels).__name__}")
+    rng = np.random.default_rng(check_seed(seed))
+    if kind == "uniform":
+        return rng.uniform(0.0, MAX_PIXEL, size=(n, _SIDE * _SIDE))
+    if kind == "gaussian":
+        spread = pixels.train.std(axis=0)
+        return np.clip(rng.normal(pixels.mean, spread, size=(n, _SIDE * _SIDE)), 0.0, MAX_PIXEL)
+    raise ValueError(f"kind must be 'uniform' or 'gaussian', got kind={kind!r}")
+
+
+def ood_sets(
+    pixels: DigitPixels, seed: int = 0, *, angle: float = 45.0, shift: int = 2
+) -> dict[str, torch.Tensor]:
+    """The test digits and five sets of inputs unlike the training digits, all standardized.
+
+    In the order of :data:`OOD_SETS`: the test digits; the test digits rotated by ``angle`` degrees;
+    shifted ``shift`` pixels right and down; inverted (:func:`invert_digits`); Gaussian and uniform
+    noise images (:func:`noise_images`, as many as test digits, seeded with ``seed``). Values are
+    tensors of shape ``(n_test, 64)``, float32. (The keys name the defaults; other ``angle`` or
+    ``shift`` values keep the keys.)
+
+    Example:
+        >>> sets = ood_sets(digit_pixels(seed=0), seed=0)
+        >>> [tuple(x.shape) for x in sets.values()][:2]
+        [(540, 64), (540, 64)]
+    """
+    if not isinstance(pixels, DigitPixels):
+        raise TypeError(f"pixels must be a DigitPixels (from digit_pixels), got {type(pixels).__name__}")
+    n = len(pixels.test)
+    raw = [
+        pixels.test,
+        rotate_digits(pixels.test, angle),
+        shift_digits(pixels.test, right=shift, down=shift),
+        invert_digits(pixels.test),
+        noise_images(n, "gaussian", pixels, seed=seed),
+        noise_images(n, "uniform", pixels, seed=seed + 1),
+    ]
+    return {name: pixels.standardize(images) for name, images in zip(OOD_SETS, raw, strict=True)}
+
+
+# --- the model -------------------------------------------------------------------------------------
+
+
+def train_mc_model(
+    seed: int = 0,
+    p: float = 0.5,
+    *,
+    hidden: Sequence[int] = (64, 64),
+    epochs: int = 60,
+    lr: float = 1e-2,
+    data: Split | None = None,
+) -> tuple[nn.Sequential, History]:
+    """Train ``mlp(64, hidden, 10, p)`` on the digits: full-batch Adam, ``epochs`` steps at ``lr``.
+
+    ``seed`` fixes the split (``load_digits(seed=seed)`` unless ``data`` is given), the initial
+    weights and the training masks. Returns the model (in evaluation mode) and its history (recorded
+    after the last epoch only).
+
+    Example:
+        >>> model, history = train_mc_model(0, epochs=2)
+        >>> model.training, len(history.epoch)
+        (False, 1)
+    """
+    seed = check_seed(seed)
+    p = check_probability(p, "p")
+    epochs = check_positive_int(epochs, "epochs")
+    data = load_digits(seed=seed) if data is None else data
+    seed_everything(seed)
+    model = mlp(data.n_features, list(hidden), 10, p=p)
+    history = fit(model, data, epochs=epochs, lr=lr, seed=seed, progress=False, eval_every=epochs)
+    return model, history
+
+
+# --- OOD detection ---------------------------------------------------------------------------------
+
+
+def auroc(in_scores: Any, out_scores: Any) -> float:
+    r"""Area under the ROC curve of a score that should be larger on ``out_scores``.
+
+    It equals the probability that a random OOD input scores higher than a random in-distribution
+    one, ties counting one half (the Mann-Whitney statistic):
+
+    .. math::
+
+        \mathrm{AUROC} = \frac{1}{n_{\text{in}} n_{\text{out}}} \sum_{i, j}
+        \Big(\mathbb 1[s^{\text{out}}_j > s^{\text{in}}_i]
+        + \tfrac12 \mathbb 1[s^{\text{out}}_j = s^{\text{in}}_i]\Big).
+
+    0.5 means the score does not separate the two sets; 1 means every OOD input scores higher.
+
+    Example:
+        >>> auroc([0.1, 0.2, 0.3], [0.25, 0.4])
+        0.8333333333333334
+        >>> auroc([1.0, 1.0], [1.0])
+        0.5
+    """
+    a = torch.as_tensor(in_scores, dtype=torch.float64).reshape(-1).numpy()
+    b = torch.as_tensor(out_scores, dtype=torch.float64).reshape(-1).numpy()
+    if a.size == 0 or b.size == 0:
+        raise ValueError(f"both sets of scores must be non-empty, got {a.size} and {b.size}")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError("scores must be finite (no NaN or infinity)")
+    ranks = rankdata(np.concatenate([a, b]))
+    rank_sum = ranks[a.size :].sum()
+    return float((rank_sum - b.size * (b.size + 1) / 2) / (a.size * b.size))
+
+
+@dataclass(frozen=True)
+class OODResult:
+    """Mean uncertainties (nats) on one set of inputs, and how well each separates it from test digits.
+
+    Attributes:
+        name: the set's name.
+        predictive_entropy, expected_entropy, mutual_information: means over the set.
+        auroc_entropy, auroc_mi: :func:`auroc` of the predictive entropy and of the mutual
+            information, test digits against this set (0.5 for the test digits themselves).
+        confidence: mean of the largest predicted probability.
+
+    Example:
+        >>> r = OODResult("x", 1.0, 0.4, 0.6, 0.9, 0.95, 0.5)
+        >>> round(r.predictive_entropy - r.expected_entropy, 4) == r.mutual_information
+        True
+    """
+
+    name: str
+    predictive_entropy: float
+    expected_entropy: float
+    mutual_information: float
+    auroc_entropy: float
+    auroc_mi: float
+    confidence: float
+
+
+def ood_uncertainty(
+    model: nn.Module, sets: dict[str, torch.Tensor], samples: int = 50, seed: int = 0
+) -> tuple[dict[str, OODResult], dict[str, MCPrediction]]:
+    """Monte Carlo dropout on every set: mean uncertainties and AUROCs against the first set.
+
+    The first set of ``sets`` is the in-distribution reference (the test digits). Each set gets
+    ``samples`` passes, with masks seeded by ``seed`` plus the set's position.
+
+    Returns ``(results, predictions)``: an :class:`OODResult` and the :class:`MCPrediction` per set.
+
+    Example:
+        >>> model, _ = train_mc_model(0, epochs=2)
+        >>> sets = ood_sets(digit_pixels(seed=0), seed=0)
+        >>> results, _ = ood_uncertainty(model, sets, samples=4)
+        >>> results["test digits"].auroc_entropy
+        0.5
+    """
+    if not isinstance(sets, dict) or not sets:
+        raise TypeError("sets must be a non-empty dict of name -> inputs (the first one in distribution)")
+    samples = check_positive_int(samples, "samples")
+    seed = check_seed(seed)
+    predictions = {
+        name: mc_predict(model, x, samples=samples, seed=seed + k) for k, (name, x) in enumerate(sets.items())
+    }
+    reference = next(iter(predictions.values()))
+    results = {}
+    for name, pred in predictions.items():
+        results[name] = OODResult(
+            name=name,
+            predictive_entropy=float(pred.predictive_entropy.mean()),
+            expected_entropy=float(pred.expected_entropy.mean()),
+            mutual_information=float(pred.mutual_information.mean()),
+            auroc_entropy=auroc(reference.predictive_entropy, pred.predictive_entropy),
+            auroc_mi=auroc(reference.mutual_information, pred.mutual_information),
+            confidence=float(pred.mean.max(dim=-1).values.mean()),
+        )
+    return results, predictions
+
+
+def ood_over_seeds(
+    seeds: Sequence[int], p: float = 0.5, samples: int = 50, **train: Any
+) -> list[dict[str, OODResult]]:
+    """:func:`ood_uncertainty` for a fresh split, network and noise per seed (``train_mc_model(seed, p)``).
+
+    Example:
+        >>> runs = ood_over_seeds([0], samples=2, epochs=1)
+        >>> list(runs[0]) == list(OOD_SETS)
+        True
+    """
+    runs = []
+    for seed in seeds:
+        seed = check_seed(seed)
+        model, _ = train_mc_model(seed, p, **train)
+        results, _ = ood_uncertainty(model, ood_sets(digit_pixels(seed), seed), samples, seed)
+        runs.append(results)
+    return runs
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """Mean uncertainty of the test digits against the size of a transformation.
+
+    Attributes:
+        amounts: the rotation angles (degrees) or shifts (pixels), shape ``(m,)``.
+        predictive_entropy, mutual_information, error: mean over the test digits at each amount
+            (``error``: the fraction misclassified, the transformed digit keeping its label).
+
+    Example:
+        >>> SweepResult(np.array([0]), np.array([0.3]), np.array([0.1]), np.array([0.02])).amounts.tolist()
+        [0]
+    """
+
+    amounts: np.ndarray
+    predictive_entropy: np.ndarray
+    mutual_information: np.ndarray
+    error: np.ndarray
+
+
+def transform_sweep(
+    model: nn.Module,
+    pixels: DigitPixels,
+    kind: str,
+    amounts: Sequence[float],
+    samples: int = 50,
+    seed: int = 0,
+) -> SweepResult:
+    """Monte Carlo uncertainty of the test digits rotated (``kind="rotate"``, degrees) or shifted.
+
+    ``kind="shift"`` moves each digit ``a`` pixels right and ``a`` pixels down for each amount ``a``
+    (an int, possibly negative). The masks are seeded with ``seed`` at every amount.
+
+    Example:
+        >>> model, _ = train_mc_model(0, epochs=2)
+        >>> sweep = transform_sweep(model, digit_pixels(0), "rotate", [0, 90], samples=3)
+        >>> sweep.predictive_entropy.shape
+        (2,)
+    """
+    if kind not in ("rotate", "shift"):
+        raise ValueError(f"kind must be 'rotate' or 'shift', got kind={kind!r}")
+    labels = torch.from_numpy(pixels.y_test)
+    entropy, information, error = [], [], []
+    for amount in amounts:
+        raw = (
+            rotate_digits(pixels.test, amount)
+            if kind == "rotate"
+            else shift_digits(pixels.test, amount, amount)
+        )
+        pred = mc_predict(model, pixels.standardize(raw), samples=samples, seed=seed)
+        entropy.append(float(pred.predictive_entropy.mean()))
+        information.append(float(pred.mutual_information.mean()))
+        error.append(float((pred.predicted != labels).double().mean()))
+    return SweepResult(np.asarray(amounts), np.asarray(entropy), np.asarray(information), np.asarray(error))
+
+
+# --- calibration -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CalibrationResult:
+    """Calibration of one network's test predictions, in evaluation mode and averaged over passes.
+
+    Attributes:
+        eval_ece, mc_ece: expected calibration error (``bins`` equal-width bins).
+        eval_error, mc_error: test error rates.
+        eval_confidence, mc_confidence: mean largest probability (compare with ``1 - error``).
+        eval_bins, mc_bins: the reliability bins (:class:`~dropoutlib.uncertainty.CalibrationBins`).
+
+    Example:
+        >>> model, _ = train_mc_model(0, epochs=2)
+        >>> r = calibration_experiment(model, load_digits(seed=0), samples=3)
+        >>> 0.0 <= r.eval_ece <= 1.0 and 0.0 <= r.mc_ece <= 1.0
+        True
+    """
+
+    eval_ece: float
+    mc_ece: float
+    eval_error: float
+    mc_error: float
+    eval_confidence: float
+    mc_confidence: float
+    eval_bins: CalibrationBins
+    mc_bins: CalibrationBins
+
+
+def calibration_experiment(
+    model: nn.Module, data: Split, samples: int = 50, seed: int = 0, bins: int = 10
+) -> CalibrationResult:
+    """Compare the test set's calibration in evaluation mode and with ``samples`` Monte Carlo passes."""
+    x, y = data.x_test, data.y_test
+    eval_probs = eval_predict(model, x)
+    mc_probs = mc_predict(model, x, samples=samples, seed=seed).mean
+    return CalibrationResult(
+        eval_ece=expected_calibration_error(eval_probs, y, bins),
+        mc_ece=expected_calibration_error(mc_probs, y, bins),
+        eval_error=float((eval_probs.argmax(-1) != y).double().mean()),
+        mc_error=float((mc_probs.argmax(-1) != y).double().mean()),
+        eval_confidence=float(eval_probs.max(-1).values.mean()),
+        mc_confidence=float(mc_probs.max(-1).values.mean()),
+        eval_bins=calibration_bins(eval_probs, y, bins),
+        mc_bins=calibration_bins(mc_probs, y, bins),
+    )
+
+
+def calibration_versus_p(
+    ps: Sequence[float], seed: int = 0, samples: int = 50, **train: Any
+) -> dict[float, CalibrationResult]:
+    """:func:`calibration_experiment` for a network trained with each drop probability in ``ps``.
+
+    Example:
+        >>> results = calibration_versus_p([0.1], samples=2, epochs=1)
+        >>> list(results)
+        [0.1]
+    """
+    data = load_digits(seed=check_seed(seed))
+    out = {}
+    for p in ps:
+        model, _ = train_mc_model(seed, p, data=data, **train)
+        out[float(p)] = calibration_experiment(model, data, samples=samples, seed=seed)
+    return out
+
+
+def plot_reliability(ax: Axes, bins: CalibrationBins, label: str, color: str, marker: str = "o") -> Axes:
+    """Draw a reliability diagram: accuracy against confidence per bin, with the diagonal.
+
+    Each non-empty bin is a point at (mean confidence, accuracy) whose area grows with the bin's
+    count; points below the diagonal are overconfident, above it underconfident.
+
+    Example:
+        >>> import matplotlib.pyplot as plt
+        >>> from dropoutlib.uncertainty import calibration_bins
+        >>> fig, ax = plt.subplots()
+        >>> probs = torch.tensor([[0.9, 0.1], [0.6, 0.4]])
+        >>> _ = plot_reliability(ax, calibration_bins(probs, torch.tensor([0, 1])), "model", "C0")
+        >>> plt.close(fig)
+    """
+    keep = bins.count > 0
+    conf = bins.confidence[keep].numpy()
+    acc = bins.accuracy[keep].numpy()
+    sizes = 8 + 300 * bins.count[keep].numpy() / max(int(bins.count.sum()), 1)
+    ax.plot([0, 1], [0, 1], color="#7F7F7F", ls=":", lw=1.2)
+    ax.plot(conf, acc, color=color, lw=1.2, alpha=0.8)
+    ax.scatter(conf, acc, s=sizes, color=color, marker=marker, label=label, zorder=3, alpha=0.85)
+    ax.set(
+        xlim=(0, 1.02),
+        ylim=(0, 1.02),
+        xlabel="confidence (mean largest probability in bin)",
+        ylabel="accuracy in bin",
+    )
+    return ax
+
+
+# --- how many passes -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PassesCurve:
+    """Test error and mean uncertainties against the number of passes ``T``, over repeated draws.
+
+    Attributes:
+        passes: the values of ``T``, shape ``(m,)``.
+        error, predictive_entropy, mutual_information: shape ``(repeats, m)``: for each repeated
+            Monte Carlo run (its own masks), the statistic using its first ``T`` passes.
+
+    Example:
+        >>> c = PassesCurve(np.array([1, 2]), np.zeros((3, 2)), np.ones((3, 2)), np.zeros((3, 2)))
+        >>> c.error.shape
+        (3, 2)
+    """
+
+    passes: np.ndarray
+    error: np.ndarray
+    predictive_entropy: np.ndarray
+    mutual_information: np.ndarray
+
+
+def passes_experiment(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    passes: Sequence[int],
+    repeats: int = 10,
+    seed: int = 0,
+) -> PassesCurve:
+    """Error and mean uncertainty with the first ``T`` passes, for each ``T`` in ``passes``.
+
+    Each of the ``repeats`` runs draws ``max(passes)`` passes with masks seeded by ``seed + r``;
+    the statistics for ``T`` use that run's first ``T`` passes (:meth:`MCPrediction.first`), so a
+    run's curve is what one user would see adding passes one by one, and the spread between runs is
+    the Monte Carlo noise.
+
+    Example:
+        >>> model, _ = train_mc_model(0, epochs=2)
+        >>> data = load_digits(seed=0)
+        >>> curve = passes_experiment(model, data.x_test, data.y_test, [1, 4], repeats=2)
+        >>> curve.error.shape, bool((curve.mutual_information[:, 0] == 0).all())
+        ((2, 2), True)
+    """
+    passes = [check_positive_int(t, "passes") for t in passes]
+    repeats = check_positive_int(repeats, "repeats")
+    seed = check_seed(seed)
+    error = np.zeros((repeats, len(passes)))
+    entropy = np.zeros_like(error)
+    information = np.zeros_like(error)
+    for r in range(repeats):
+        full = mc_predict(model, x, samples=max(passes), seed=seed + r)
+        for k, t in enumerate(passes):
+            pred = full.first(t)
+            error[r, k] = float((pred.predicted != y).double().mean())
+            entropy[r, k] = float(pred.predictive_entropy.mean())
+            information[r, k] = float(pred.mutual_information.mean())
+    return PassesCurve(np.asarray(passes), error, entropy, information)

@@ -1,0 +1,337 @@
+"""Training versus inference: the experiments behind chapter 3.
+
+Three questions, each answered by one function or two:
+
+- **Why scale?** A bias-free unit whose ``n`` inputs all have activation 1 and weight 1 receives
+  ``n`` at inference time. In training, with dropout in front of it, it receives
+  ``S = sum_i m_i / q`` (inverted dropout) or ``K = sum_i m_i`` (no scaling), where
+  ``m_i ~ Bernoulli(q)`` and ``K ~ Binomial(n, q)``. :func:`all_ones_unit` builds that unit,
+  :func:`training_outputs` samples ``S`` or ``K`` over many masks, :func:`all_ones_unit_moments` gives
+  their exact mean and standard deviation.
+- **Inverted or standard dropout?** :func:`training_vs_test` averages a layer's training-time output
+  over many masks and compares it with the deterministic test-time output of the same rule.
+- **What if ``model.eval()`` is forgotten?** :func:`forgotten_eval_experiment` trains an MLP with dropout
+  on the digits and predicts the test set in evaluation mode and, repeatedly, in training mode.
+
+Notation: ``p`` is the probability of dropping a unit, ``q = 1 - p`` of keeping it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from dropoutlib._validation import check_floating, check_positive_int, check_probability
+from dropoutlib.course.data import Split, load_digits
+from dropoutlib.course.models import mlp
+from dropoutlib.course.seeding import seed_everything
+from dropoutlib.course.train import History, fit, predict_labels
+from dropoutlib.nn.dropout import dropout, scale_weights_for_inference, standard_dropout
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+__all__ = [
+    "all_ones_unit",
+    "all_ones_unit_moments",
+    "forgotten_eval_experiment",
+    "plot_unit_inputs",
+    "training_outputs",
+    "training_vs_test",
+    "ExpectationCheck",
+    "ForgottenEval",
+]
+
+_CHUNK_ELEMENTS = 2**22  # at most this many input entries per forward pass in training_outputs
+
+
+def all_ones_unit(n_inputs: int, p: float, dropout_layer: type[nn.Module] = nn.Dropout) -> nn.Sequential:
+    """A bias-free linear unit with ``n_inputs`` weights equal to 1, behind a dropout layer.
+
+    ``nn.Sequential(dropout_layer(p), nn.Linear(n_inputs, 1, bias=False))`` with every weight set to 1.
+    Fed an all-ones input, it outputs the number of inputs that get through, each counted with the
+    factor its dropout layer gives it: in evaluation mode exactly ``n_inputs`` for ``nn.Dropout``
+    (nothing is dropped or scaled); in training mode ``sum_i m_i / q`` for ``nn.Dropout`` and
+    ``sum_i m_i`` for :class:`dropoutlib.StandardDropout`, with ``m_i ~ Bernoulli(q)``.
+
+    Args:
+        n_inputs: number of inputs ``n`` (>= 1).
+        p: drop probability of the dropout layer.
+        dropout_layer: a module class taking ``p`` as its first argument (``torch.nn.Dropout``,
+            :class:`dropoutlib.Dropout`, :class:`dropoutlib.StandardDropout`).
+
+    Example:
+        >>> unit = all_ones_unit(10_000, 0.5).eval()
+        >>> unit(torch.ones(10_000)).item()
+        10000.0
+    """
+    n_inputs = check_positive_int(n_inputs, "n_inputs")
+    p = check_probability(p)
+    linear = nn.Linear(n_inputs, 1, bias=False)
+    with torch.no_grad():
+        linear.weight.fill_(1.0)
+    return nn.Sequential(dropout_layer(p), linear)
+
+
+def training_outputs(unit: nn.Module, n_inputs: int, n_masks: int) -> torch.Tensor:
+    """The outputs of ``unit`` in training mode on an all-ones input, for ``n_masks`` independent masks.
+
+    Feeds ``n_masks`` rows of ``n_inputs`` ones (in chunks, to bound memory); each row gets its own
+    dropout mask. Uses the global torch RNG (seed it first); restores the unit's mode afterwards.
+
+    Returns:
+        A float64 tensor of shape ``(n_masks,)``.
+
+    Example:
+        >>> _ = torch.manual_seed(0)
+        >>> outputs = training_outputs(all_ones_unit(100, 0.4), 100, 1000)
+        >>> outputs.shape, bool(abs(outputs.mean() - 100) < 2)
+        (torch.Size([1000]), True)
+    """
+    if not isinstance(unit, nn.Module):
+        raise TypeError(f"unit must be a torch.nn.Module, got {type(unit).__name__}")
+    n_inputs = check_positive_int(n_inputs, "n_inputs")
+    n_masks = check_positive_int(n_masks, "n_masks")
+    rows_per_chunk = max(1, _CHUNK_ELEMENTS // n_inputs)
+    was_training = unit.training
+    unit.train()
+    chunks = []
+    try:
+        with torch.no_grad():
+            for start in range(0, n_masks, rows_per_chunk):
+                rows = min(rows_per_chunk, n_masks - start)
+                chunks.append(unit(torch.ones(rows, n_inputs)).reshape(rows).double())
+    finally:
+        unit.train(was_training)
+    return torch.cat(chunks)
+
+
+def all_ones_unit_moments(n_inputs: int, p: float, *, scaled: bool = True) -> tuple[float, float]:
+    """Exact mean and standard deviation of the all-ones unit's training-time output.
+
+    With ``K ~ Binomial(n, q)`` inputs kept:
+
+    - unscaled (standard dropout in training): the output is ``K``, mean ``n q``, std ``sqrt(n p q)``;
+    - scaled (inverted dropout): the output is ``K / q``, a sum of ``n`` terms that are ``1/q`` with
+      probability ``q`` and ``0`` with probability ``p``. Each term has mean 1 and variance
+      ``q (1/q)^2 - 1 = p / q``, so the mean is ``n`` and the std ``sqrt(n p / q)``.
+
+    Example:
+        >>> all_ones_unit_moments(100, 0.4, scaled=False)
+        (60.0, 4.898979485566356)
+        >>> all_ones_unit_moments(10_000, 0.5)
+        (10000.0, 100.0)
+    """
+    n = check_positive_int(n_inputs, "n_inputs")
+    p = check_probability(p)
+    q = 1.0 - p
+    if q == 0.0:
+        raise ValueError("p must be below 1 (with p=1 every input is dropped), got p=1.0")
+    if scaled:
+        return float(n), math.sqrt(n * p / q)
+    return n * q, math.sqrt(n * p * q)
+
+
+def plot_unit_inputs(ax: Axes, n_inputs: int, p: float, n_masks: int = 20_000) -> None:
+    """Histogram the all-ones unit's training-time input, unscaled and scaled, on ``ax``.
+
+    Samples ``n_masks`` masks for each of :class:`dropoutlib.StandardDropout` (no scaling: the unit
+    receives ``K``) and ``torch.nn.Dropout`` (inverted: ``K / q``), with the global torch RNG, and draws
+    both as densities, with one bin per attainable value, next to a line at the inference-time input
+    ``n_inputs``.
+
+    Example:
+        >>> import matplotlib.pyplot as plt
+        >>> fig, ax = plt.subplots()
+        >>> plot_unit_inputs(ax, 100, 0.4, n_masks=500)
+        >>> plt.close(fig)
+    """
+    from dropoutlib.course.plots import COLORS
+    from dropoutlib.nn.dropout import StandardDropout
+
+    n = check_positive_int(n_inputs, "n_inputs")
+    p = check_probability(p)
+    q = 1.0 - p
+    edges = np.arange(n + 2) - 0.5  # one bin per number of kept inputs k = 0..n
+    largest = float(n)
+    for layer, factor, label, color in (
+        (StandardDropout, 1.0, "training, not scaled", COLORS["baseline"]),
+        (nn.Dropout, 1.0 / q, "training, scaled by 1/(1-p)", COLORS["dropout"]),
+    ):
+        values = training_outputs(all_ones_unit(n, p, layer), n, n_masks).numpy()
+        ax.hist(values, bins=edges * factor, density=True, color=color, alpha=0.75, label=label)
+        largest = max(largest, float(values.max()))
+    ax.axvline(n, color="black", linestyle="--", linewidth=1.5, label=f"inference: {n}")
+    ax.set_xlim(0, 1.05 * largest)
+    ax.set_title(f"p = {p:g}")
+    ax.set_xlabel("input received by the unit")
+    ax.set_ylabel("probability density")
+
+
+@dataclass(frozen=True)
+class ExpectationCheck:
+    """A layer's training-time output averaged over masks, next to its test-time output.
+
+    Attributes:
+        train_mean: mean of the training-time outputs over the masks, shape ``(out_features,)``.
+        standard_error: standard error of that mean (sample std / sqrt(n_masks)), same shape.
+        test_output: the deterministic test-time output, same shape.
+        n_masks: number of masks averaged.
+    """
+
+    train_mean: torch.Tensor
+    standard_error: torch.Tensor
+    test_output: torch.Tensor
+    n_masks: int
+
+    @property
+    def z_scores(self) -> torch.Tensor:
+        """``(train_mean - test_output) / standard_error``: about N(0, 1) when the rule is right."""
+        return (self.train_mean - self.test_output) / self.standard_error
+
+    @property
+    def max_abs_z(self) -> float:
+        """The largest ``|z|`` over the outputs."""
+        return float(self.z_scores.abs().max())
+
+
+def training_vs_test(
+    weight: torch.Tensor,
+    x: torch.Tensor,
+    p: float,
+    *,
+    variant: Literal["inverted", "standard"],
+    n_masks: int = 20_000,
+    generator: torch.Generator | None = None,
+) -> ExpectationCheck:
+    """Average a linear layer's training-time output over masks; compare it with the test-time output.
+
+    The layer computes ``W x`` with dropout applied to its input ``x`` (shape ``(in_features,)``);
+    ``W`` has shape ``(out_features, in_features)``.
+
+    - ``variant="inverted"``: training ``W (m * x / q)`` (:func:`dropoutlib.dropout`), test ``W x``.
+    - ``variant="standard"``: training ``W (m * x)`` (:func:`dropoutlib.standard_dropout`), test
+      ``(q W) x`` (:func:`dropoutlib.scale_weights_for_inference`).
+
+    In both cases ``E[training output] = test output``, so every z-score of the result is about N(0, 1).
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> w, x = torch.randn(3, 20, generator=g), torch.randn(20, generator=g)
+        >>> training_vs_test(w, x, 0.3, variant="standard", generator=g).max_abs_z < 4.5
+        True
+    """
+    check_floating(weight, "weight")
+    check_floating(x, "x")
+    if weight.dim() != 2 or x.dim() != 1 or weight.shape[1] != x.shape[0]:
+        raise ValueError(
+            f"weight must have shape (out_features, in_features) and x shape (in_features,), "
+            f"got weight {tuple(weight.shape)} and x {tuple(x.shape)}"
+        )
+    p = check_probability(p)
+    n_masks = check_positive_int(n_masks, "n_masks")
+    if n_masks < 2:
+        raise ValueError(f"n_masks must be at least 2 to estimate a standard error, got {n_masks}")
+    rows = x.expand(n_masks, -1)
+    with torch.no_grad():
+        if variant == "inverted":
+            train = dropout(rows, p, training=True, generator=generator) @ weight.T
+            test = weight @ x
+        elif variant == "standard":
+            train = standard_dropout(rows, p, training=True, generator=generator) @ weight.T
+            test = scale_weights_for_inference(weight, p) @ x
+        else:
+            raise ValueError(f"variant must be 'inverted' or 'standard', got variant={variant!r}")
+    train = train.double()
+    return ExpectationCheck(
+        train_mean=train.mean(dim=0),
+        standard_error=train.std(dim=0) / math.sqrt(n_masks),
+        test_output=test.double(),
+        n_masks=n_masks,
+    )
+
+
+@dataclass
+class ForgottenEval:
+    """What :func:`forgotten_eval_experiment` measured.
+
+    Attributes:
+        model: the trained MLP (left in evaluation mode).
+        data: the digits split it was trained and tested on.
+        history: its training history (recorded after the last epoch only).
+        eval_accuracy: test accuracy in evaluation mode (deterministic).
+        train_mode_accuracies: test accuracy of each of ``n_repeats`` predictions in training mode.
+        flip_fraction: fraction of test predictions that change between two consecutive training-mode
+            predictions, averaged over the ``n_repeats - 1`` consecutive pairs.
+        eval_disagreement: fraction of training-mode predictions that differ from the evaluation-mode
+            prediction of the same example, averaged over the repeats.
+    """
+
+    model: nn.Module
+    data: Split
+    history: History
+    eval_accuracy: float
+    train_mode_accuracies: np.ndarray
+    flip_fraction: float
+    eval_disagreement: float
+
+
+def forgotten_eval_experiment(
+    seed: int = 0,
+    *,
+    hidden: Sequence[int] = (256, 256),
+    p: float = 0.5,
+    epochs: int = 40,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    n_repeats: int = 20,
+    progress: bool = True,
+) -> ForgottenEval:
+    """Train an MLP with dropout on the digits, then predict the test set in both modes.
+
+    The model is ``mlp(64, hidden, 10, p=p)`` trained with :func:`course.fit` (Adam) on
+    ``load_digits()`` (the book's fixed split). ``seed`` fixes the initialization, the training masks
+    and the masks of the training-mode predictions. The test set is predicted once in evaluation mode
+    and ``n_repeats`` times in training mode, as if ``model.eval()`` had been forgotten.
+
+    Example:
+        >>> result = forgotten_eval_experiment(0, epochs=2, n_repeats=3, progress=False)
+        >>> result.train_mode_accuracies.shape
+        (3,)
+    """
+    n_repeats = check_positive_int(n_repeats, "n_repeats")
+    if n_repeats < 2:
+        raise ValueError(f"n_repeats must be at least 2 to count flips, got {n_repeats}")
+    seed_everything(seed)
+    data = load_digits()
+    model = mlp(data.n_features, list(hidden), 10, p=p)
+    history = fit(  # the history is only needed at the end: evaluate once, after the last epoch
+        model,
+        data,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        seed=seed,
+        progress=progress,
+        eval_every=epochs,
+    )
+    torch.manual_seed(seed + 10_000)  # the masks of the training-mode predictions
+    eval_pred = predict_labels(model, data.x_test, training=False)
+    train_preds = torch.stack([predict_labels(model, data.x_test, training=True) for _ in range(n_repeats)])
+    y = data.y_test
+    flips = (train_preds[1:] != train_preds[:-1]).double().mean()
+    return ForgottenEval(
+        model=model.eval(),
+        data=data,
+        history=history,
+        eval_accuracy=float((eval_pred == y).double().mean()),
+        train_mode_accuracies=(train_preds == y).double().mean(dim=1).numpy(),
+        flip_fraction=float(flips),
+        eval_disagreement=float((train_preds != eval_pred).double().mean()),
+    )

@@ -1,0 +1,748 @@
+r"""When does dropout help, and how much: the experiments behind chapter 8, many networks at a time.
+
+The chapter trains the same small MLP hundreds of times: with and without dropout, for several seeds,
+training-set sizes, drop probabilities, placements, widths, depths and training recipes. One network
+after the other that takes minutes on a laptop core, so this module trains them side by side, as
+one *batched* model.
+
+**Batched training.** :class:`BatchedMLP` holds :math:`M` independent networks ("members"). Member
+:math:`m` has its own weights :math:`W^{(m)}_l` (stacked into a tensor of shape ``(M, in, out)``)
+and computes
+
+.. math::
+
+    h^{(m)}_l = \phi\big(h^{(m)}_{l-1} W^{(m)}_l + b^{(m)}_l\big),
+
+for all members at once with one batched matrix product (``torch.baddbmm``). Training minimizes the
+*sum* of the members' losses, :math:`L = \sum_m L_m(\theta_m)`. Member :math:`m`'s parameters appear
+only in :math:`L_m`, so :math:`\partial L / \partial \theta_m = \partial L_m / \partial \theta_m`, and
+Adam's update is computed element by element: every member follows exactly the trajectory it would
+follow alone. Each member also draws its initial weights, its minibatch order and its dropout masks
+from its own generators, seeded by its seed: its result does not depend on which other members share
+the batch (the tests check both facts against separately trained ``nn.Sequential`` networks).
+
+**The pieces.**
+
+- :class:`Recipe` (how to train: epochs, learning rate, minibatch size) and :class:`Setting` (what
+  to train: drop probabilities on the inputs, hidden layers and outputs, placement of the hidden
+  dropout before or after the activation, hidden widths, activation, training-set size, recipe).
+- :class:`BatchedMLP` and :func:`fit_members`: the batched networks and their training loop;
+  :meth:`BatchedMLP.member` returns one member as an ordinary ``nn.Sequential``.
+- :class:`Study`: trains settings over seeds on one data source (:func:`digits_data` by default, or
+  any function ``(seed, n_train) -> Split``, e.g. :func:`idx_data`, a folder of MNIST-style files
+  read by :func:`~dropoutlib.course.data.load_idx`), grouping compatible settings into batched models and
+  remembering every run, so a setting shared by two sweeps is trained once. :meth:`Study.grid`
+  returns a :class:`Grid` of results (rows x columns x seeds).
+- The chapter's experiments: :func:`compare`, :func:`size_sweep`, :func:`p_sweep`,
+  :func:`placement_study`, :func:`width_sweep`, :func:`depth_study`, :func:`recipe_study`.
+- Analysis: :func:`paired_gain`, :func:`units_needed`, :func:`format_table`, :func:`plot_mean_std`.
+
+Notation: ``p`` is the probability of dropping a unit, ``q = 1 - p`` of keeping it. The 2014 JMLR
+paper writes ``p`` for the probability of *retaining* a unit: its ``p = 0.5`` is ours too, but its
+input retention ``0.8`` is our ``input_p = 0.2``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from dropoutlib._validation import check_positive_int
+from dropoutlib.course._threads import torch_threads
+from dropoutlib.course.batched import (
+    ACTIVATIONS,
+    DEFAULT_RECIPE,
+    PLACEMENTS,
+    BatchedMLP,
+    Recipe,
+    _check_drop,
+    _check_widths,
+    fit_members,
+)
+from dropoutlib.course.data import Split, load_digits, load_idx
+from dropoutlib.course.seeding import check_seed
+from dropoutlib.course.stats import _as_array
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+__all__ = [
+    "BASELINE",
+    "DROPOUT",
+    "DROPOUT_INPUT",
+    "HIDDEN",
+    "INPUT_P",
+    "METRICS",
+    "N_TRAIN",
+    "P",
+    "compare",
+    "depth_study",
+    "digits_data",
+    "format_table",
+    "idx_data",
+    "p_sweep",
+    "placement_study",
+    "plot_mean_std",
+    "recipe_study",
+    "size_sweep",
+    "units_needed",
+    "width_sweep",
+    "Grid",
+    "Setting",
+    "Study",
+]
+#: What :class:`Grid` records for every run (``gap`` is ``train_acc - test_acc``).
+METRICS: tuple[str, ...] = ("train_acc", "test_acc", "gap", "train_loss", "test_loss")
+
+#: The chapter's network: 64 inputs, two hidden ReLU layers of 128 units, 10 classes.
+HIDDEN: tuple[int, ...] = (128, 128)
+#: Hidden drop probability of the dropout network, and input drop probability where inputs are dropped.
+P = 0.5
+INPUT_P = 0.2
+#: Training-set size of the experiments that do not vary it (a quarter of the digits' training set).
+N_TRAIN = 300
+
+
+
+@dataclass(frozen=True)
+class Setting:
+    r"""One network configuration, trained with one :class:`Recipe`.
+
+    The network is an MLP with hidden widths ``hidden`` and activation ``activation``; dropout with
+    probability ``input_p`` on its inputs, ``p`` in every hidden layer (``placement="after"``:
+    ``Linear, act, Dropout`` as in :func:`~course.mlp`; ``"before"``: ``Linear, Dropout, act``)
+    and ``output_p`` on its outputs (the logits; shown in the chapter as what not to do). A
+    probability of 0 means no dropout there. ``n_train`` is the training-set size (``None``: all
+    of it).
+
+    Example:
+        >>> Setting(p=0.5).describe()
+        'dropout p=0.5'
+        >>> Setting(p=0.5, placement="before", hidden=[32]).hidden
+        (32,)
+        >>> Setting(p=1.0)
+        Traceback (most recent call last):
+        ...
+        ValueError: p must be below 1 (with p=1 every unit is dropped and 1/q is infinite)
+    """
+
+    p: float = 0.0
+    input_p: float = 0.0
+    output_p: float = 0.0
+    placement: str = "after"
+    hidden: tuple[int, ...] = HIDDEN
+    activation: str = "relu"
+    n_train: int | None = N_TRAIN
+    recipe: Recipe = DEFAULT_RECIPE
+
+    def __post_init__(self) -> None:
+        for name in ("p", "input_p", "output_p"):
+            object.__setattr__(self, name, _check_drop(getattr(self, name), name))
+        if self.placement not in PLACEMENTS:
+            raise ValueError(f"placement must be one of {PLACEMENTS}, got placement={self.placement!r}")
+        object.__setattr__(self, "hidden", _check_widths(self.hidden))
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(
+                f"activation must be one of {tuple(ACTIVATIONS)}, got activation={self.activation!r}"
+            )
+        if self.n_train is not None:
+            object.__setattr__(self, "n_train", check_positive_int(self.n_train, "n_train"))
+        if not isinstance(self.recipe, Recipe):
+            raise TypeError(
+                f"recipe must be a Recipe, got recipe={self.recipe!r} ({type(self.recipe).__name__})"
+            )
+
+    def describe(self) -> str:
+        """The dropout part of the setting in a few words (``"no dropout"`` when there is none).
+
+        Example:
+            >>> Setting(p=0.5, input_p=0.2, placement="before").describe()
+            'input 0.2, dropout p=0.5 before the activation'
+        """
+        parts = []
+        if self.input_p:
+            parts.append(f"input {self.input_p:g}")
+        if self.p:
+            where = " before the activation" if self.placement == "before" else ""
+            parts.append(f"dropout p={self.p:g}{where}")
+        if self.output_p:
+            parts.append(f"output {self.output_p:g}")
+        return ", ".join(parts) if parts else "no dropout"
+
+
+#: The chapter's three networks: without dropout, with hidden dropout, with input and hidden dropout.
+BASELINE = Setting()
+DROPOUT = Setting(p=P)
+DROPOUT_INPUT = Setting(p=P, input_p=INPUT_P)
+
+
+# --- studies ----------------------------------------------------------------------------------------
+
+
+def digits_data(seed: int, n_train: int | None) -> Split:
+    """The digits split for ``seed``, with ``n_train`` training images (``None``: all 1257).
+
+    The default data source of a :class:`Study`: ``load_digits(seed=seed, n_train=n_train)``.
+
+    Example:
+        >>> digits_data(0, 100).n_train, digits_data(0, None).n_train
+        (100, 1257)
+    """
+    return load_digits(seed=seed, n_train=n_train)
+
+
+def idx_data(folder: Any, *, n_test: int | None = None) -> Callable[[int, int | None], Split]:
+    """A data source for :class:`Study` from a folder of MNIST-style IDX files (the chapter's switch).
+
+    Returns ``source(seed, n_train) = load_idx(folder, n_train=n_train, n_test=n_test, seed=seed)``:
+    for every seed a stratified training subsample of ``n_train`` images and a test subsample of
+    ``n_test`` images (all of them for ``None``), standardized with the training subsample's
+    statistics (see :func:`~dropoutlib.course.data.load_idx`). The files are read and checked once, now,
+    so a wrong folder fails here rather than in the middle of a sweep.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from dropoutlib.course.data import IDX_FILES
+        >>> def idx(dims, values):  # magic number (unsigned bytes), sizes, values
+        ...     sizes = b"".join(d.to_bytes(4, "big") for d in dims)
+        ...     return bytes([0, 0, 8, len(dims)]) + sizes + bytes(values)
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     for field, stem in IDX_FILES.items():
+        ...         n = 8 if "train" in field else 4
+        ...         images, labels = idx([n, 2, 2], range(4 * n)), idx([n], [0, 1] * (n // 2))
+        ...         _ = (Path(folder) / stem).write_bytes(images if field.startswith("x") else labels)
+        ...     source = idx_data(folder, n_test=2)
+        ...     split = source(0, 4)
+        >>> split.n_train, split.n_test, split.n_features
+        (4, 2, 4)
+    """
+    load_idx(folder, n_test=n_test)  # fail early on a missing or malformed file
+
+    def source(seed: int, n_train: int | None) -> Split:
+        return load_idx(folder, n_train=n_train, n_test=n_test, seed=seed)
+
+    return source
+
+
+@dataclass
+class _Run:
+    final: dict[str, float]
+    curves: dict[str, np.ndarray] | None = None
+    epochs: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Results of a grid of settings over seeds: ``rows x columns``, every cell trained for each seed.
+
+    Attributes:
+        rows, columns: the labels of the rows and columns (numbers or strings).
+        settings: the :class:`Setting` of each cell, a tuple of rows of columns.
+        seeds: the seeds.
+        values: for every name of :data:`METRICS`, an array of shape ``(rows, columns, seeds)``.
+        epochs, curves: when the grid was run with ``eval_every``: the evaluated epochs, and for
+            ``train_acc``, ``test_acc``, ``train_loss``, ``test_loss`` an array of shape
+            ``(rows, columns, seeds, epochs)``; otherwise ``None``.
+
+    Example:
+        >>> study = Study()
+        >>> tiny = Setting(hidden=(8,), n_train=50, recipe=Recipe(epochs=3))
+        >>> grid = study.grid([0.0, 0.5], ["p"], lambda p, _: dataclasses.replace(tiny, p=p), seeds=[0, 1])
+        >>> grid["test_acc"].shape, grid.mean("gap").shape
+        ((2, 1, 2), (2, 1))
+    """
+
+    rows: tuple[Any, ...]
+    columns: tuple[Any, ...]
+    settings: tuple[tuple[Setting, ...], ...]
+    seeds: tuple[int, ...]
+    values: dict[str, np.ndarray]
+    epochs: tuple[int, ...] | None = None
+    curves: dict[str, np.ndarray] | None = field(default=None, repr=False)
+
+    def __getitem__(self, metric: str) -> np.ndarray:
+        if metric not in self.values:
+            raise KeyError(f"metric must be one of {METRICS}, got {metric!r}")
+        return self.values[metric]
+
+    def mean(self, metric: str) -> np.ndarray:
+        """Mean over seeds, shape ``(rows, columns)``."""
+        return self[metric].mean(axis=2)
+
+    def std(self, metric: str) -> np.ndarray:
+        """Standard deviation over seeds (``ddof=1``; 0 for a single seed), shape ``(rows, columns)``."""
+        values = self[metric]
+        return values.std(axis=2, ddof=1) if values.shape[2] > 1 else np.zeros(values.shape[:2])
+
+    def gain(self, metric: str = "test_acc", base: int = 0, other: int = 1) -> np.ndarray:
+        """Per-seed difference ``other - base`` between two columns, shape ``(rows, seeds)``.
+
+        With the default columns (0: no dropout, 1: dropout) and ``"test_acc"``: the accuracy that
+        dropout adds, per row and seed. Paired by seed: same data, initial weights and order.
+        """
+        values = self[metric]
+        for name, index in (("base", base), ("other", other)):
+            if not -values.shape[1] <= index < values.shape[1]:
+                raise IndexError(f"{name}={index} is not a column index (the grid has {values.shape[1]})")
+        return values[:, other] - values[:, base]
+
+
+class Study:
+    """Trains :class:`Setting` s over seeds on one data source, and remembers every run.
+
+    ``data(seed, n_train)`` must return a :class:`~dropoutlib.course.data.Split` (classification, int64
+    labels); the default is :func:`digits_data`. A run is fixed by its setting and its seed: the seed
+    picks the data split, the initial weights, the minibatch order and the dropout masks, so two
+    settings with the same seed are *paired* (same data, same start). Settings that share the
+    architecture, the training-set size and the recipe are trained together as one
+    :class:`BatchedMLP`; a run already done is not repeated (asking again returns the same numbers).
+
+    Example:
+        >>> study = Study()
+        >>> tiny = Setting(hidden=(8,), n_train=50, recipe=Recipe(epochs=3))
+        >>> grid = study.grid(["no dropout", "dropout"], ["digits"],
+        ...                   lambda row, _: dataclasses.replace(tiny, p=0.5 * (row == "dropout")), seeds=[0])
+        >>> study.n_runs
+        2
+    """
+
+    def __init__(self, data: Callable[[int, int | None], Split] = digits_data) -> None:
+        if not callable(data):
+            raise TypeError(f"data must be a function (seed, n_train) -> Split, got data={data!r}")
+        self.data = data
+        self._runs: dict[tuple[Setting, int], _Run] = {}
+        self._splits: dict[tuple[int, int | None], Split] = {}
+
+    @property
+    def n_runs(self) -> int:
+        """How many (setting, seed) runs have been trained so far."""
+        return len(self._runs)
+
+    def split(self, seed: int, n_train: int | None) -> Split:
+        """The data for ``seed`` and ``n_train`` (loaded once, then remembered)."""
+        key = (check_seed(seed), n_train)
+        if key not in self._splits:
+            split = self.data(seed, n_train)
+            if not isinstance(split, Split):
+                raise TypeError(f"data(seed, n_train) must return a Split, got {type(split).__name__}")
+            self._splits[key] = split
+        return self._splits[key]
+
+    def _train(self, jobs: list[tuple[Setting, int]], eval_every: int | None) -> None:
+        groups: dict[tuple[Any, ...], list[tuple[Setting, int]]] = {}
+        for setting, seed in jobs:
+            key = (setting.hidden, setting.activation, setting.n_train, setting.recipe)
+            groups.setdefault(key, []).append((setting, seed))
+        for (hidden, activation, n_train, recipe), members in groups.items():
+            splits = [self.split(seed, n_train) for _, seed in members]
+            n_classes = max(int(torch.cat([s.y_train, s.y_test]).max()) for s in splits) + 1
+            model = BatchedMLP(
+                splits[0].n_features,
+                hidden,
+                n_classes,
+                seeds=[seed for _, seed in members],
+                p=[s.p for s, _ in members],
+                input_p=[s.input_p for s, _ in members],
+                output_p=[s.output_p for s, _ in members],
+                placement=[s.placement for s, _ in members],
+                activation=activation,
+            )
+            with torch_threads(1):  # small matrices: one thread is faster and does not fight others
+                history = fit_members(
+                    model,
+                    splits,
+                    epochs=recipe.epochs,
+                    lr=recipe.lr,
+                    batch_size=recipe.batch_size,
+                    eval_every=eval_every,
+                )
+            for m, job in enumerate(members):
+                final = {
+                    k: float(getattr(history, k)[m, -1])
+                    for k in ("train_acc", "test_acc", "train_loss", "test_loss")
+                }
+                final["gap"] = final["train_acc"] - final["test_acc"]
+                curves = None
+                if eval_every is not None:
+                    curves = {
+                        k: getattr(history, k)[m].copy()
+                        for k in ("train_acc", "test_acc", "train_loss", "test_loss")
+                    }
+                self._runs[job] = _Run(final, curves, tuple(history.epoch) if curves else None)
+
+    def grid(
+        self,
+        rows: Sequence[Hashable],
+        columns: Sequence[Hashable],
+        make: Callable[[Any, Any], Setting],
+        seeds: Sequence[int],
+        *,
+        eval_every: int | None = None,
+    ) -> Grid:
+        """Train ``make(row, column)`` for every row, column and seed; return the :class:`Grid`.
+
+        With ``eval_every``, every run also records its learning curves (evaluated every that many
+        epochs); runs remembered without curves are trained again to get them.
+        """
+        rows, columns = tuple(rows), tuple(columns)
+        if not rows or not columns:
+            raise ValueError("rows and columns must each hold at least one label")
+        if not callable(make):
+            raise TypeError(f"make must be a function (row, column) -> Setting, got make={make!r}")
+        if isinstance(seeds, str) or not isinstance(seeds, Sequence) or len(seeds) == 0:
+            raise TypeError(f"seeds must be a non-empty sequence of seeds, got seeds={seeds!r}")
+        seeds = tuple(check_seed(s, f"seeds[{i}]") for i, s in enumerate(seeds))
+        if eval_every is not None:
+            eval_every = check_positive_int(eval_every, "eval_every")
+        settings = tuple(tuple(make(r, c) for c in columns) for r in rows)
+        for row in settings:
+            for s in row:
+                if not isinstance(s, Setting):
+                    raise TypeError(f"make must return a Setting, got {s!r}")
+        jobs: list[tuple[Setting, int]] = []
+        for row in settings:
+            for s in row:
+                for seed in seeds:
+                    run = self._runs.get((s, seed))
+                    missing = run is None or (eval_every is not None and run.epochs is None)
+                    if missing and (s, seed) not in jobs:
+                        jobs.append((s, seed))
+        if jobs:
+            self._train(jobs, eval_every)
+        runs = [[[self._runs[(s, seed)] for seed in seeds] for s in row] for row in settings]
+        values = {
+            m: np.array([[[run.final[m] for run in cell] for cell in row] for row in runs]) for m in METRICS
+        }
+        epochs, curves = None, None
+        if eval_every is not None:
+            epochs = runs[0][0][0].epochs
+            if any(run.epochs != epochs for row in runs for cell in row for run in cell):
+                raise ValueError("the runs of a grid with curves need the same number of epochs")
+            curves = {
+                m: np.array([[[run.curves[m] for run in cell] for cell in row] for row in runs])  # type: ignore[index]
+                for m in ("train_acc", "test_acc", "train_loss", "test_loss")
+            }
+        return Grid(rows, columns, settings, seeds, values, epochs, curves)
+
+
+# --- the chapter's experiments ----------------------------------------------------------------------
+
+
+def _columns(p: float) -> tuple[str, str]:
+    return ("no dropout", f"dropout p={p:g}")
+
+
+def compare(
+    study: Study,
+    seeds: Sequence[int],
+    settings: Sequence[Setting] = (BASELINE, DROPOUT, DROPOUT_INPUT),
+    *,
+    eval_every: int | None = 2,
+) -> Grid:
+    """Baseline against dropout: one row per setting (labelled by :meth:`Setting.describe`), one column.
+
+    Records learning curves every ``eval_every`` epochs.
+
+    Example:
+        >>> tiny = [Setting(hidden=(8,), n_train=50, recipe=Recipe(epochs=4), p=p) for p in (0.0, 0.5)]
+        >>> grid = compare(Study(), [0], tiny)
+        >>> grid.rows, grid.epochs
+        (('no dropout', 'dropout p=0.5'), (2, 4))
+    """
+    settings = tuple(settings)
+    labels = [s.describe() for s in settings]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"the settings must differ in their dropout, got {labels}")
+    by_label = dict(zip(labels, settings, strict=True))
+    return study.grid(labels, ["all"], lambda row, _: by_label[row], seeds, eval_every=eval_every)
+
+
+def size_sweep(
+    study: Study, sizes: Sequence[int], seeds: Sequence[int], *, base: Setting = BASELINE, p: float = P
+) -> Grid:
+    """Training-set size against dropout: rows ``sizes``, columns no dropout / dropout ``p``.
+
+    Example:
+        >>> tiny = Setting(hidden=(8,), recipe=Recipe(epochs=2))
+        >>> size_sweep(Study(), [20, 40], [0], base=tiny).gain().shape
+        (2, 1)
+    """
+    sizes = [check_positive_int(n, "sizes[i]") for n in sizes]
+    p = _check_drop(p, "p")
+    return study.grid(
+        sizes,
+        _columns(p),
+        lambda n, c: dataclasses.replace(base, n_train=n, p=0.0 if c == "no dropout" else p),
+        seeds,
+    )
+
+
+def p_sweep(study: Study, ps: Sequence[float], seeds: Sequence[int], *, base: Setting = BASELINE) -> Grid:
+    """Drop probability: rows ``ps``; column ``"hidden"`` drops hidden units, column ``"input"`` inputs.
+
+    The other probability stays at ``base``'s (0 by default), so each column shows one kind of
+    dropout alone. Row ``p = 0`` is the same network in both columns.
+
+    Example:
+        >>> tiny = Setting(hidden=(8,), n_train=50, recipe=Recipe(epochs=2))
+        >>> p_sweep(Study(), [0.0, 0.5], [0], base=tiny).columns
+        ('hidden', 'input')
+    """
+    ps = [_check_drop(p, "ps[i]") for p in ps]
+
+    def make(p: float, where: str) -> Setting:
+        return dataclasses.replace(base, **({"p": p} if where == "hidden" else {"input_p": p}))
+
+    return study.grid(ps, ("hidden", "input"), make, seeds)
+
+
+#: The rows of :func:`placement_study`: a label and the drop probabilities it sets.
+_PLACEMENT_ROWS: dict[str, dict[str, Any]] = {
+    "no dropout": {},
+    "after the activation": {"p": P},
+    "before the activation": {"p": P, "placement": "before"},
+    "inputs only": {"input_p": INPUT_P},
+    "outputs (logits)": {"output_p": P},
+}
+
+
+def placement_study(
+    study: Study,
+    seeds: Sequence[int],
+    *,
+    activations: Sequence[str] = ("relu", "tanh"),
+    base: Setting = BASELINE,
+) -> Grid:
+    """Where the dropout layer goes: rows are placements, columns activations.
+
+    Rows: no dropout; hidden dropout ``P`` after the activation; the same before the activation;
+    input dropout ``INPUT_P`` only; dropout ``P`` on the outputs (logits) only.
+
+    Example:
+        >>> tiny = Setting(hidden=(8,), n_train=50, recipe=Recipe(epochs=2))
+        >>> grid = placement_study(Study(), [0], activations=["relu"], base=tiny)
+        >>> grid.rows[1:3]
+        ('after the activation', 'before the activation')
+    """
+    for a in activations:
+        if a not in ACTIVATIONS:
+            raise ValueError(f"activations must be names from {tuple(ACTIVATIONS)}, got {a!r}")
+    return study.grid(
+        list(_PLACEMENT_ROWS),
+        list(activations),
+        lambda row, act: dataclasses.replace(base, activation=act, **_PLACEMENT_ROWS[row]),
+        seeds,
+    )
+
+
+def width_sweep(
+    study: Study, widths: Sequence[int], seeds: Sequence[int], *, base: Setting = BASELINE, p: float = P
+) -> Grid:
+    """Hidden width (every hidden layer as wide): rows ``widths``, columns no dropout / dropout ``p``.
+
+    Example:
+        >>> tiny = Setting(hidden=(8,), n_train=50, recipe=Recipe(epochs=2))
+        >>> width_sweep(Study(), [4, 8], [0], base=tiny).settings[1][1].hidden
+        (8,)
+    """
+    widths = [check_positive_int(w, "widths[i]") for w in widths]
+    p = _check_drop(p, "p")
+    depth = len(base.hidden)
+    return study.grid(
+        widths,
+        _columns(p),
+        lambda w, c: dataclasses.replace(base, hidden=(w,) * depth, p=0.0 if c == "no dropout" else p),
+        seeds,
+    )
+
+
+def depth_study(
+    study: Study, depths: Sequence[int], seeds: Sequence[int], *, base: Setting = BASELINE, p: float = P
+) -> Grid:
+    """Number of hidden layers, each as wide as ``base``'s first: rows ``depths``, columns no dropout / ``p``.
+
+    Example:
+        >>> tiny = Setting(hidden=(8,), n_train=50, recipe=Recipe(epochs=2))
+        >>> depth_study(Study(), [1, 2], [0], base=tiny).settings[1][0].hidden
+        (8, 8)
+    """
+    depths = [check_positive_int(d, "depths[i]") for d in depths]
+    p = _check_drop(p, "p")
+    width = base.hidden[0]
+    return study.grid(
+        depths,
+        _columns(p),
+        lambda d, c: dataclasses.replace(base, hidden=(width,) * d, p=0.0 if c == "no dropout" else p),
+        seeds,
+    )
+
+
+def recipe_study(
+    study: Study,
+    recipes: Sequence[Recipe],
+    seeds: Sequence[int],
+    *,
+    base: Setting = BASELINE,
+    p: float = P,
+) -> Grid:
+    """Training recipe: rows ``recipes`` (labelled by :meth:`Recipe.describe`), columns no dropout / ``p``.
+
+    Example:
+        >>> tiny = Setting(hidden=(8,), n_train=50)
+        >>> recipe_study(Study(), [Recipe(epochs=2), Recipe(epochs=1, batch_size=25)], [0], base=tiny).rows
+        ('full batch, lr 0.01, 2 epochs', 'minibatches of 25, lr 0.01, 1 epochs')
+    """
+    recipes = list(recipes)
+    for r in recipes:
+        if not isinstance(r, Recipe):
+            raise TypeError(f"recipes must hold Recipe objects, got {r!r}")
+    p = _check_drop(p, "p")
+    by_label = {r.describe(): r for r in recipes}
+    return study.grid(
+        list(by_label),
+        _columns(p),
+        lambda label, c: dataclasses.replace(base, recipe=by_label[label], p=0.0 if c == "no dropout" else p),
+        seeds,
+    )
+
+
+def units_needed(widths: Sequence[float], base: Sequence[float], other: Sequence[float]) -> float:
+    r"""How many times wider a network must be to reach the same accuracy: the horizontal shift of two curves.
+
+    ``base[i]`` and ``other[i]`` are accuracies (e.g. means over seeds) at ``widths[i]``
+    (increasing). On a :math:`\log_2` width axis, each curve is made increasing (running maximum,
+    so only its rising part counts) and inverted by linear interpolation, :math:`w(a)`. For
+    accuracy levels :math:`a` evenly spaced over the range both curves cover, the function returns
+
+    .. math::
+
+        r = 2^{\operatorname{mean}_a\left[\log_2 w_{\text{other}}(a) - \log_2 w_{\text{base}}(a)\right]},
+
+    the geometric mean of the width ratios at equal accuracy. The JMLR paper's rule of thumb
+    (a dropout network needs :math:`n/q` units where a network without dropout needs :math:`n`)
+    predicts :math:`r = 1/q`.
+
+    Example:
+        >>> widths = [4, 8, 16, 32, 64]
+        >>> base = [0.5, 0.7, 0.8, 0.85, 0.87]
+        >>> round(units_needed(widths, base, [0.3, 0.5, 0.7, 0.8, 0.85]), 4)  # the same curve, shifted
+        2.0
+    """
+    w = _as_array(widths, "widths")
+    if (w <= 0).any() or (np.diff(w) <= 0).any():
+        raise ValueError(f"widths must be positive and increasing, got widths={list(widths)!r}")
+    curves = [_as_array(v, name) for v, name in ((base, "base"), (other, "other"))]
+    for curve, name in zip(curves, ("base", "other"), strict=True):
+        if curve.shape != w.shape:
+            raise ValueError(f"{name} needs one accuracy per width ({w.size}), got {curve.size}")
+    rising = [np.maximum.accumulate(c) for c in curves]
+    low = max(r[0] for r in rising)
+    high = min(r[-1] for r in rising)
+    if not high > low:
+        raise ValueError(
+            f"the two curves share no range of accuracies (base covers {rising[0][0]:.4g} to "
+            f"{rising[0][-1]:.4g}, other {rising[1][0]:.4g} to {rising[1][-1]:.4g})"
+        )
+    levels = np.linspace(low, high, 101)
+    log_w = np.log2(w)
+
+    def inverse(curve: np.ndarray) -> np.ndarray:
+        # Strictly increasing breakpoints: keep the first width reaching each new running maximum.
+        keep = np.concatenate([[True], np.diff(curve) > 0])
+        return np.interp(levels, curve[keep], log_w[keep])
+
+    return float(2.0 ** np.mean(inverse(rising[1]) - inverse(rising[0])))
+
+
+def format_table(
+    grid: Grid,
+    metrics: Sequence[str] = ("train_acc", "test_acc", "gap", "test_loss"),
+    column: int = 0,
+    *,
+    decimals: int = 2,
+) -> str:
+    """A text table of one column of ``grid``: a line per row, ``mean ± std`` over seeds per metric.
+
+    Accuracies and the gap are printed in percent with ``decimals`` decimals, losses with three
+    (the headers are the metric names, without units).
+    Columns are as narrow as their contents allow.
+
+    Example:
+        >>> values = {m: np.full((1, 1, 2), 0.5) for m in METRICS}
+        >>> grid = Grid(("a",), ("c",), ((Setting(),),), (0, 1), values)
+        >>> print(format_table(grid, ["test_acc", "test_loss"], decimals=1))
+             test acc      test loss
+        a  50.0 ± 0.0  0.500 ± 0.000
+    """
+    for m in metrics:
+        if m not in METRICS:
+            raise ValueError(f"metrics must be names from {METRICS}, got {m!r}")
+    if isinstance(column, bool) or not isinstance(column, int) or not 0 <= column < len(grid.columns):
+        raise ValueError(f"column must be a column index below {len(grid.columns)}, got column={column!r}")
+    if isinstance(decimals, bool) or not isinstance(decimals, int) or not 0 <= decimals <= 6:
+        raise ValueError(f"decimals must be an integer from 0 to 6, got decimals={decimals!r}")
+    headers, columns = [], []
+    for m in metrics:
+        percent = m.endswith("acc") or m == "gap"
+        factor, digits = (100.0, decimals) if percent else (1.0, 3)
+        means, stds = grid.mean(m)[:, column] * factor, grid.std(m)[:, column] * factor
+        headers.append(m.replace("_", " "))
+        columns.append(
+            [f"{mean:.{digits}f} ± {std:.{digits}f}" for mean, std in zip(means, stds, strict=True)]
+        )
+    widths = [max(len(h), *(len(c) for c in cells)) + 2 for h, cells in zip(headers, columns, strict=True)]
+    label_width = max(len(str(r)) for r in grid.rows)
+    lines = [" " * label_width + "".join(f"{h:>{w}}" for h, w in zip(headers, widths, strict=True))]
+    for i, row in enumerate(grid.rows):
+        cells = "".join(f"{cells[i]:>{w}}" for cells, w in zip(columns, widths, strict=True))
+        lines.append(f"{row!s:<{label_width}}" + cells)
+    return "\n".join(lines)
+
+
+def plot_mean_std(
+    ax: Axes,
+    x: Sequence[float],
+    values: np.ndarray,
+    *,
+    label: str,
+    color: str | None = None,
+    percent: bool = True,
+    marker: str = "o",
+    offset: float = 0.0,
+) -> None:
+    """Draw the mean over seeds of ``values`` (shape ``(len(x), seeds)``) with ±1 standard deviation bars.
+
+    ``percent`` multiplies by 100; ``offset`` shifts the points sideways (multiplying ``x`` by
+    ``2 ** offset``, for log axes) so that two series at the same ``x`` do not hide each other.
+
+    Example:
+        >>> import matplotlib.pyplot as plt
+        >>> fig, ax = plt.subplots()
+        >>> plot_mean_std(ax, [1, 2], np.array([[0.5, 0.6], [0.7, 0.8]]), label="a")
+        >>> len(ax.lines) > 0
+        True
+        >>> plt.close(fig)
+    """
+    values = np.asarray(values, dtype=np.float64)
+    x_array = np.asarray(x, dtype=np.float64)
+    if values.ndim != 2 or values.shape[0] != x_array.size:
+        raise ValueError(f"values must have shape (len(x), seeds) = ({x_array.size}, k), got {values.shape}")
+    factor = 100.0 if percent else 1.0
+    std = values.std(axis=1, ddof=1) if values.shape[1] > 1 else np.zeros(len(values))
+    ax.errorbar(
+        x_array * 2.0**offset,
+        values.mean(axis=1) * factor,
+        yerr=std * factor,
+        label=label,
+        color=color,
+        marker=marker,
+        capsize=3,
+        lw=1.8,
+        ms=5,
+    )

@@ -1,0 +1,221 @@
+"""experiments.convolutions: the small CNN, the feature-map measurements, the training comparison."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from dropoutlib.course.data import load_digits
+from dropoutlib.course.train import History
+from dropoutlib.experiments.convolutions import (
+    CNNRun,
+    compare_dropout,
+    feature_maps,
+    map_statistics,
+    neighbour_correlation,
+    neighbour_r2,
+    next_layer_noise,
+    small_cnn,
+    summarize_runs,
+    train_cnn,
+)
+from dropoutlib.nn.dropout import Dropout
+from dropoutlib.nn.spatial import SpatialDropout
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+# --- the network -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("kind", "layer"), [("element", Dropout), ("spatial", SpatialDropout)])
+def test_small_cnn_places_the_chosen_dropout_after_each_block(kind, layer):
+    model = small_cnn(kind, 0.3, channels=(4, 8))
+    names = [name for name, _ in model.named_children()]
+    assert names == ["image", "conv1", "relu1", "drop1", "conv2", "relu2", "pool", "drop2", "flatten", "out"]
+    assert isinstance(model.drop1, layer) and isinstance(model.drop2, layer)
+    assert model.drop1.p == 0.3
+
+
+def test_small_cnn_without_dropout_and_with_upsampling():
+    model = small_cnn("none", channels=(3, 5), upsample=2)
+    names = [name for name, _ in model.named_children()]
+    assert "drop1" not in names and "upsample" in names
+    assert model(torch.zeros(4, 64)).shape == (4, 10)
+    assert feature_maps(model, torch.zeros(2, 64)).shape == (2, 3, 16, 16)
+    assert feature_maps(model, torch.zeros(2, 64), "pool").shape == (2, 5, 4, 4)
+
+
+def test_small_cnn_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="kind must be one of"):
+        small_cnn("dropblock", 0.2)
+    with pytest.raises(ValueError, match="p must be 0"):
+        small_cnn("none", 0.2)
+    with pytest.raises(ValueError, match="needs a dropout probability 0 < p < 1"):
+        small_cnn("spatial", 0.0)
+    with pytest.raises(TypeError, match="channels must be a pair"):
+        small_cnn(channels=16)
+    with pytest.raises(ValueError, match="channels\\[1\\] must be a positive integer"):
+        small_cnn(channels=(4, 0))
+    with pytest.raises(ValueError, match="upsample must be a positive integer"):
+        small_cnn(upsample=0)
+
+
+def test_feature_maps_restores_modes_and_rejects_unknown_layers():
+    model = small_cnn("element", 0.5, channels=(4, 8))
+    model.train()
+    x = torch.randn(3, 64)
+    assert torch.equal(feature_maps(model, x, "drop1"), feature_maps(model, x, "relu1"))  # eval mode
+    assert all(module.training for module in model.modules())
+    with pytest.raises(ValueError, match="upto must name a layer"):
+        feature_maps(model, x, "conv3")
+    with pytest.raises(TypeError, match="model must be an nn.Sequential"):
+        feature_maps(nn.Identity(), x)
+
+
+# --- correlation and R^2 -----------------------------------------------------------------------------
+
+
+def test_neighbour_correlation_matches_numpy_corrcoef_per_channel():
+    generator = torch.Generator().manual_seed(0)
+    maps = torch.randn(10, 3, 4, 6, generator=generator).cumsum(dim=-1)  # random walks along rows
+    for offset in (1, 2, 5):
+        for axis in ("horizontal", "vertical"):
+            if axis == "vertical" and offset >= 4:
+                continue
+            r = neighbour_correlation(maps, offset, axis)
+            for c in range(3):
+                m = maps[:, c] if axis == "horizontal" else maps[:, c].transpose(-1, -2)
+                u, v = m[..., :-offset].flatten(), m[..., offset:].flatten()
+                expected = torch.corrcoef(torch.stack([u, v]).double())[0, 1]
+                assert math.isclose(r[c].item(), expected.item(), abs_tol=1e-10)
+
+
+def test_neighbour_correlation_of_noise_is_near_zero_and_a_dead_channel_is_nan():
+    generator = torch.Generator().manual_seed(1)
+    maps = torch.randn(200, 2, 8, 8, generator=generator)
+    maps[:, 1] = 0
+    r = neighbour_correlation(maps)
+    assert abs(r[0].item()) < 0.05 and math.isnan(r[1].item())
+
+
+def test_neighbour_correlation_rejects_bad_arguments():
+    maps = torch.zeros(2, 3, 4, 4)
+    with pytest.raises(ValueError, match="offset must be smaller than the maps' horizontal size 4"):
+        neighbour_correlation(maps, 4)
+    with pytest.raises(ValueError, match="axis must be"):
+        neighbour_correlation(maps, axis="diagonal")
+    with pytest.raises(ValueError, match=r"4-D tensor of feature maps \(N, C, H, W\), got shape \(3, 4, 4\)"):
+        neighbour_correlation(torch.zeros(3, 4, 4))
+
+
+def test_neighbour_r2_is_one_for_smooth_maps_and_small_for_noise():
+    ramp = (torch.arange(6.0).view(1, 1, 1, 6) + 2 * torch.arange(6.0).view(1, 1, 6, 1)).repeat(3, 1, 1, 1)
+    ramp = ramp + torch.arange(3.0).view(3, 1, 1, 1)
+    assert torch.allclose(neighbour_r2(ramp), torch.ones(1, dtype=torch.float64))
+    noise = torch.randn(300, 1, 6, 6, generator=torch.Generator().manual_seed(0))
+    assert neighbour_r2(noise).item() < 0.02
+    with pytest.raises(ValueError, match="at least 3x3"):
+        neighbour_r2(torch.zeros(1, 1, 2, 5))
+
+
+# --- noise in the next layer --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["element", "spatial"])
+def test_exact_noise_matches_sampled_masks(kind):
+    torch.manual_seed(0)
+    model = small_cnn(channels=(3, 4))
+    x = torch.randn(40, 64, generator=torch.Generator().manual_seed(1))
+    exact = next_layer_noise(model, x, kind, 0.3)
+    sampled = next_layer_noise(model, x, kind, 0.3, repeats=400, generator=torch.Generator().manual_seed(2))
+    assert abs(sampled / exact - 1) < 0.05
+
+
+def test_noise_scales_as_p_over_q_and_the_extremes_of_the_ratio():
+    torch.manual_seed(0)
+    model = small_cnn(channels=(2, 1))
+    x = torch.randn(30, 64, generator=torch.Generator().manual_seed(1))
+    for kind in ("element", "spatial"):
+        low, high = (next_layer_noise(model, x, kind, p) for p in (0.2, 0.6))
+        assert math.isclose(high / low, (0.6 / 0.4) / (0.2 / 0.8), rel_tol=1e-5)
+    assert next_layer_noise(model, x, "element", 0.0) == 0.0
+
+
+def test_spatial_noise_with_one_input_channel_is_the_whole_response_times_p_over_q():
+    # one input channel: spatial dropout keeps or drops the whole input of conv2, so the noise is
+    # (m/q - 1) (z - b) and its expected square is (p/q) (z - b)^2
+    torch.manual_seed(0)
+    model = small_cnn(channels=(1, 3))
+    x = torch.randn(30, 64, generator=torch.Generator().manual_seed(1))
+    maps = feature_maps(model, x)
+    clean = model.conv2(maps).detach()
+    response = clean - model.conv2.bias.detach().view(1, -1, 1, 1)
+    expected = 0.25 / 0.75 * response.square().mean() / clean.var(dim=(0, 2, 3)).mean()
+    assert math.isclose(next_layer_noise(model, x, "spatial", 0.25), expected.item(), rel_tol=1e-5)
+    # and by Cauchy-Schwarz it is at most nine times the element-wise noise
+    assert next_layer_noise(model, x, "spatial", 0.25) <= 9 * next_layer_noise(model, x, "element", 0.25)
+
+
+def test_next_layer_noise_rejects_bad_arguments():
+    model = small_cnn(channels=(2, 2))
+    x = torch.zeros(2, 64)
+    with pytest.raises(ValueError, match="kind must be 'element' or 'spatial'"):
+        next_layer_noise(model, x, "none", 0.2)
+    with pytest.raises(ValueError, match="p must be below 1"):
+        next_layer_noise(model, x, "element", 1.0)
+    with pytest.raises(ValueError, match="repeats must be a positive integer"):
+        next_layer_noise(model, x, "element", 0.2, repeats=0)
+
+
+def test_map_statistics_of_a_model():
+    torch.manual_seed(0)
+    model = small_cnn(channels=(4, 8))
+    stats = map_statistics(model, torch.randn(50, 64, generator=torch.Generator().manual_seed(0)))
+    assert -1 <= stats.correlation <= 1 and 0 <= stats.r2 <= 1
+    assert stats.ratio == stats.noise_spatial / stats.noise_element
+
+
+# --- training -----------------------------------------------------------------------------------------
+
+
+def test_train_cnn_is_deterministic_and_kinds_share_the_initial_weights():
+    data = load_digits(n_train=100)
+    a = train_cnn("element", 0.2, seed=3, data=data, channels=(2, 4), epochs=2)
+    b = train_cnn("element", 0.2, seed=3, data=data, channels=(2, 4), epochs=2)
+    assert a.test_loss == b.test_loss and a.history == b.history
+    assert len(a.history.epoch) == 1  # recorded at the last epoch only
+    # the same seed starts every kind from the same weights (dropout layers have none)
+    torch.manual_seed(3)
+    first = small_cnn("none", channels=(2, 4)).state_dict()
+    torch.manual_seed(3)
+    second = small_cnn("spatial", 0.2, channels=(2, 4)).state_dict()
+    assert all(torch.equal(first[key], second[key]) for key in first)
+
+
+def test_train_cnn_ignores_p_without_dropout_and_rejects_bad_data():
+    data = load_digits(n_train=50)
+    assert train_cnn("none", 0.5, data=data, channels=(2, 2), epochs=1).p == 0.0
+    with pytest.raises(TypeError, match="data must be a dropoutlib.course.data.Split"):
+        train_cnn("none", data=(1, 2))
+
+
+def test_compare_dropout_and_summarize_runs():
+    data = load_digits(n_train=50)
+    runs = compare_dropout([0, 1], kinds=("none", "spatial"), data=data, channels=(2, 2), epochs=1)
+    assert sorted(runs) == [("none", 0), ("none", 1), ("spatial", 0), ("spatial", 1)]
+    summary = summarize_runs(runs, "test_loss")
+    values = torch.tensor([runs["spatial", s].test_loss for s in (0, 1)], dtype=torch.float64)
+    assert summary["spatial"] == pytest.approx((values.mean().item(), values.std().item()))
+    with pytest.raises(ValueError, match="seeds must hold at least one seed"):
+        compare_dropout([])
+    with pytest.raises(ValueError, match="attribute must name a number"):
+        summarize_runs(runs, "model")
+
+
+def test_cnn_run_gaps():
+    run = CNNRun("none", 0.0, 0, 1.0, 0.9, 0.05, 0.3, History(), nn.Identity())
+    assert math.isclose(run.gap, 0.1) and math.isclose(run.loss_gap, 0.25)

@@ -1,0 +1,293 @@
+"""Unit tests of experiments.dropout_family: the networks, the counters and the measurements of chapter 13."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from dropoutlib.course.data import load_digits
+from dropoutlib.experiments.dropout_family import (
+    DEPTH,
+    FAMILIES,
+    HIDDEN,
+    MASK_KINDS,
+    VARIANTS,
+    FamilyRun,
+    Moments,
+    build_variant,
+    compare_family,
+    depth_statistics,
+    mask_structure,
+    measure_moments,
+    noise_structure,
+    random_numbers_per_step,
+    selu_mlp,
+    train_variant,
+)
+from dropoutlib.nn.alpha import AlphaDropout
+from dropoutlib.nn.drop_path import DropPath
+from dropoutlib.nn.dropblock import DropBlock2d
+from dropoutlib.nn.dropconnect import DropConnectLinear
+from dropoutlib.nn.dropout import dropout
+from dropoutlib.nn.gaussian import GaussianDropout
+
+# --- the networks ----------------------------------------------------------------------------------------
+
+
+def test_every_family_starts_with_its_baseline_and_lists_known_variants():
+    assert [name for names in FAMILIES.values() for name in names] == list(VARIANTS)
+    for family, names in FAMILIES.items():
+        assert VARIANTS[names[0]].label == "no dropout"
+        assert all(VARIANTS[name].family == family for name in names)
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_variants_of_a_family_start_from_identical_weights(family):
+    names = FAMILIES[family]
+    params = [list(build_variant(name, seed=3).parameters()) for name in names]
+    for others in params[1:]:  # the dropout layers shift the indices, not the parameters
+        assert len(others) == len(params[0])
+        assert all(torch.equal(a, b) for a, b in zip(others, params[0], strict=True))
+    reseeded = list(build_variant(names[0], seed=4).parameters())
+    assert not torch.equal(reseeded[0], params[0][0])
+
+
+@pytest.mark.parametrize(
+    ("name", "layer", "count"),
+    [
+        ("mlp-dropout", nn.Module, 2),
+        ("mlp-dropconnect", DropConnectLinear, 2),
+        ("mlp-gaussian", GaussianDropout, 2),
+        ("selu-alpha", AlphaDropout, 2),
+        ("residual-droppath", DropPath, DEPTH),
+        ("cnn-dropblock", DropBlock2d, 2),
+    ],
+)
+def test_variants_hold_their_layers(name, layer, count):
+    model = build_variant(name)
+    found = [m for m in model.modules() if isinstance(m, layer) and getattr(m, "p", 0) > 0]
+    assert len(found) >= count
+
+
+def test_every_network_maps_digits_to_ten_logits():
+    x = torch.zeros(3, 64)
+    for name in VARIANTS:
+        assert build_variant(name)(x).shape == (3, 10)
+
+
+def test_build_variant_rejects_unknown_names():
+    with pytest.raises(ValueError, match="name must be one of"):
+        build_variant("dropout")
+
+
+def test_selu_mlp_has_lecun_normal_weights_and_zero_biases():
+    torch.manual_seed(0)
+    net = selu_mlp(400, [300, 300], 10)
+    for layer in (m for m in net if isinstance(m, nn.Linear)):
+        assert abs(layer.weight.std().item() * math.sqrt(layer.in_features) - 1) < 0.02
+        assert torch.equal(layer.bias, torch.zeros_like(layer.bias))
+
+
+@pytest.mark.parametrize(("kind", "layer"), [("alpha", AlphaDropout), ("standard", nn.Module)])
+def test_selu_mlp_puts_dropout_after_every_selu(kind, layer):
+    net = selu_mlp(8, [4, 4, 4], 2, kind, 0.1)
+    kinds = [type(m).__name__ for m in net]
+    assert kinds.count("SELU") == 3
+    for index, module in enumerate(net):
+        if isinstance(module, nn.SELU):
+            assert isinstance(net[index + 1], layer) and net[index + 1].p == 0.1
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "match"),
+    [
+        (([4], "gaussian", 0.1), ValueError, "dropout must be one of"),
+        (([4], "alpha", 0.0), ValueError, "needs 0 < p < 1"),
+        (([4], "alpha", 1.5), ValueError, "probability"),
+        ((4, "none", 0.0), TypeError, "hidden must be"),
+        (([0], "none", 0.0), ValueError, "hidden\\[0\\]"),
+    ],
+)
+def test_selu_mlp_rejects_bad_arguments(args, error, match):
+    with pytest.raises(error, match=match):
+        selu_mlp(8, *args[:1], 2, *args[1:])
+
+
+# --- counting random numbers -----------------------------------------------------------------------------
+
+
+def test_random_numbers_per_step_counts_per_unit_per_weight_per_example_per_block_position():
+    x = torch.zeros(20, 64)
+    units = 20 * sum(HIDDEN)
+    assert random_numbers_per_step(build_variant("mlp"), x) == 0
+    assert random_numbers_per_step(build_variant("mlp-dropout"), x) == units
+    assert random_numbers_per_step(build_variant("mlp-gaussian"), x) == units
+    assert random_numbers_per_step(build_variant("selu-alpha"), x) == units
+    assert random_numbers_per_step(build_variant("mlp-dropconnect"), x) == 64 * 64 + 10 * 64
+    assert random_numbers_per_step(build_variant("residual-droppath"), x) == 20 * DEPTH
+    # DropBlock: one coin per position where a block fits, (8-3+1)^2 on 8 channels, (4-2+1)^2 on 16
+    assert random_numbers_per_step(build_variant("cnn-dropblock"), x) == 20 * (8 * 36 + 16 * 9)
+
+
+def test_random_numbers_per_step_counts_torch_layers_too():
+    x = torch.zeros(5, 6)
+    model = nn.Sequential(nn.Dropout(0.5), nn.AlphaDropout(0.2), nn.Dropout(0.0), nn.Unflatten(1, (3, 2, 1)))
+    assert random_numbers_per_step(model, x) == 60
+    maps = torch.zeros(5, 3, 4, 4)
+    assert random_numbers_per_step(nn.Dropout2d(0.3), maps) == 15
+
+
+def test_random_numbers_per_step_restores_modes_and_the_global_generator():
+    model = build_variant("mlp-dropout").eval()
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    random_numbers_per_step(model, torch.zeros(4, 64))
+    assert torch.equal(torch.rand(3), expected)
+    assert not any(m.training for m in model.modules())
+
+
+def test_random_numbers_per_step_rejects_bad_arguments():
+    with pytest.raises(TypeError, match="model must be"):
+        random_numbers_per_step(lambda x: x, torch.zeros(2, 64))
+    with pytest.raises(TypeError, match="floating-point"):
+        random_numbers_per_step(build_variant("mlp"), torch.zeros(2, 64, dtype=torch.int64))
+
+
+# --- training --------------------------------------------------------------------------------------------
+
+
+def test_train_variant_is_deterministic_and_reports_its_run():
+    data = load_digits(n_train=60)
+    first = train_variant("mlp-dropconnect", 1, data=data, epochs=4)
+    second = train_variant("mlp-dropconnect", 1, data=data, epochs=4)
+    assert isinstance(first, FamilyRun)
+    assert (first.test_loss, first.train_acc) == (second.test_loss, second.train_acc)
+    assert first.random_numbers == 64 * 64 + 10 * 64
+    assert not first.model.training
+    assert math.isclose(first.gap, first.train_acc - first.test_acc)
+    assert math.isclose(first.loss_gap, first.test_loss - first.train_loss)
+
+
+def test_train_variant_and_compare_family_reject_bad_arguments():
+    with pytest.raises(TypeError, match="data must be"):
+        train_variant("mlp", data=(1, 2))
+    with pytest.raises(ValueError, match="name must be one of"):
+        train_variant("mlp-bogus")
+    with pytest.raises(ValueError, match="at least one seed"):
+        compare_family([])
+
+
+# --- moments ---------------------------------------------------------------------------------------------
+
+
+def test_measure_moments_of_dropout_matches_the_formulas():
+    g = torch.Generator().manual_seed(0)
+    x = 1 + torch.randn(500, 20, generator=g)
+    p = 0.3
+    m = measure_moments(lambda t, gen: dropout(t, p, generator=gen), x, 400, g)
+    pq = p / (1 - p)
+    assert abs(m.slope - 1) < 0.01
+    assert abs(m.noise / pq - 1) < 0.03
+    predicted = m.var_in + pq * x.double().square().mean().item()
+    assert abs(m.var_out / predicted - 1) < 0.02
+    assert abs(m.mean_shift) < 0.01
+
+
+def test_measure_moments_of_deterministic_maps():
+    x = torch.randn(30, 4, generator=torch.Generator().manual_seed(1))
+    same = measure_moments(lambda t, g: t, x, 3)
+    assert math.isclose(same.slope, 1.0, rel_tol=1e-12) and abs(same.noise) < 1e-12
+    assert math.isclose(same.var_ratio, 1.0, rel_tol=1e-12)
+    doubled = measure_moments(lambda t, g: 2 * t, x, 3)
+    assert math.isclose(doubled.slope, 2.0, rel_tol=1e-12)
+    assert math.isclose(doubled.var_ratio, 4.0, rel_tol=1e-12)
+
+
+def test_moments_properties():
+    m = Moments(1.0, 2.0, 1.5, 3.0, 1.0, 0.5)
+    assert m.mean_shift == 0.5 and m.var_ratio == 1.5
+
+
+def test_measure_moments_rejects_bad_arguments():
+    x = torch.zeros(3)
+    with pytest.raises(TypeError, match="noise must be a function"):
+        measure_moments(3, x)
+    with pytest.raises(ValueError, match="at least 2"):
+        measure_moments(lambda t, g: t, x, 1)
+    with pytest.raises(TypeError, match="generator"):
+        measure_moments(lambda t, g: t, x, 2, generator=0)
+
+
+# --- noise structure and masks ---------------------------------------------------------------------------
+
+
+def test_noise_structure_dropout_correlates_units_dropconnect_correlates_examples():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(30, 12, generator=g)
+    w = torch.randn(6, 12, generator=g)
+    w[1] = w[0]  # two identical output units: dropout on the inputs gives them identical noise
+    d = noise_structure("dropout", x, w, 0.5, 300, g)
+    c = noise_structure("dropconnect", x, w, 0.5, 300, g)
+    for s in (d, c):
+        assert abs(s.variance_ratio - 1) < 0.1 and abs(s.bias) < 0.05
+    assert d.unit_correlation > 2 * d.floor
+    assert c.unit_correlation < 1.5 * c.floor
+    assert c.example_correlation > 0.3 and abs(d.example_correlation) < 0.05
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "match"),
+    [
+        (("gaussian", torch.zeros(2, 3), torch.zeros(4, 3), 0.5), ValueError, "kind must be"),
+        (("dropout", torch.zeros(2, 3), torch.zeros(4, 2), 0.5), ValueError, "same in"),
+        (("dropout", torch.zeros(2, 3), torch.zeros(4, 3), 0.0), ValueError, "p must be in"),
+        (("dropout", torch.zeros(2, 3), torch.zeros(4, 3), 0.5, 2), ValueError, "at least 3"),
+    ],
+)
+def test_noise_structure_rejects_bad_arguments(args, error, match):
+    with pytest.raises(error, match=match):
+        noise_structure(*args)
+
+
+def test_mask_structure_orders_element_dropblock_spatial():
+    g = torch.Generator().manual_seed(0)
+    s = {kind: mask_structure(kind, 0.2, generator=g) for kind in MASK_KINDS}
+    assert abs(s["element-wise"].neighbour_correlation) < 0.02
+    assert 0.3 < s["DropBlock"].neighbour_correlation < 0.95
+    assert math.isclose(s["spatial"].neighbour_correlation, 1.0, rel_tol=1e-9)
+    assert abs(s["element-wise"].dropped - 0.2) < 0.01
+    assert all(abs(v.mean_ratio - 1) < 0.02 for v in s.values())
+
+
+def test_mask_structure_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="kind must be"):
+        mask_structure("channel", 0.2)
+    with pytest.raises(ValueError, match="p must be in"):
+        mask_structure("DropBlock", 1.0)
+    with pytest.raises(TypeError, match="shape must be"):
+        mask_structure("DropBlock", 0.2, shape=(8, 8))
+
+
+# --- SELU across depth -----------------------------------------------------------------------------------
+
+
+def test_depth_statistics_follow_every_hidden_layer_and_restore_modes():
+    torch.manual_seed(0)
+    net = selu_mlp(64, [128] * 12, 10, "standard", 0.2).eval()
+    x = torch.randn(400, 64)
+    train = depth_statistics(net, x)
+    evaluation = depth_statistics(net, x, training=False)
+    assert len(train.mean) == len(train.var) == 12
+    assert not any(m.training for m in net.modules())
+    assert train.var[-1] > 1.3 > 1.2 > evaluation.var[-1] > 0.8
+
+
+def test_depth_statistics_rejects_bad_arguments():
+    with pytest.raises(TypeError, match="nn.Sequential"):
+        depth_statistics(nn.Linear(2, 2), torch.zeros(1, 2))
+    with pytest.raises(TypeError, match="training must be"):
+        depth_statistics(selu_mlp(2, [2], 2), torch.zeros(1, 2), training=1)
