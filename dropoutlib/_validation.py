@@ -8,11 +8,21 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 
-__all__ = ["check_floating", "check_generator", "check_positive_int", "check_probability"]
+__all__ = [
+    "check_bool",
+    "check_choice",
+    "check_floating",
+    "check_generator",
+    "check_positive_int",
+    "check_probability",
+    "check_real",
+    "check_widths",
+]
 
 
 def check_probability(value: Any, name: str = "p") -> float:
@@ -93,3 +103,76 @@ def check_generator(generator: Any, name: str = "generator") -> None:
             f"{name} must be a torch.Generator or None, got {name}={generator!r} "
             f"({type(generator).__name__})"
         )
+
+
+def check_real(value: Any, name: str, *, minimum: float | None = None, positive: bool = False) -> float:
+    """Return ``value`` as a float after checking that it is a finite real number (bool refused).
+
+    With ``minimum``, it must also be at least ``minimum``; with ``positive=True``, above zero.
+
+    Example:
+        >>> check_real(0.5, "lr", positive=True)
+        0.5
+        >>> check_real(-1, "noise", minimum=0.0)
+        Traceback (most recent call last):
+        ...
+        ValueError: noise must be a finite number >= 0.0, got noise=-1
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {name}={value!r} ({type(value).__name__})")
+    as_float = float(value)
+    if not math.isfinite(as_float):
+        raise ValueError(f"{name} must be finite, got {name}={value!r}")
+    if positive and as_float <= 0:
+        raise ValueError(f"{name} must be a finite positive number, got {name}={value!r}")
+    if minimum is not None and as_float < minimum:
+        raise ValueError(f"{name} must be a finite number >= {minimum}, got {name}={value!r}")
+    return as_float
+
+
+def check_choice(value: Any, name: str, choices: Sequence[Any]) -> Any:
+    """Return ``value`` after checking that it is one of ``choices``.
+
+    Example:
+        >>> check_choice("mean", "reduction", ("mean", "sum"))
+        'mean'
+        >>> check_choice("max", "reduction", ("mean", "sum"))
+        Traceback (most recent call last):
+        ...
+        ValueError: reduction must be one of ('mean', 'sum'), got reduction='max'
+    """
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {tuple(choices)}, got {name}={value!r}")
+    return value
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """Return ``value`` after checking that it is ``True`` or ``False`` (not 0, 1 or a string).
+
+    Example:
+        >>> check_bool("False", "training")
+        Traceback (most recent call last):
+        ...
+        TypeError: training must be True or False, got training='False' (str)
+    """
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {name}={value!r} ({type(value).__name__})")
+    return value
+
+
+def check_widths(hidden: Any, name: str = "hidden") -> tuple[int, ...]:
+    """Return the hidden-layer widths ``hidden`` as a tuple of positive ints (a non-empty sequence).
+
+    Example:
+        >>> check_widths([64, 32])
+        (64, 32)
+        >>> check_widths(64)
+        Traceback (most recent call last):
+        ...
+        TypeError: hidden must be a non-empty sequence of layer widths such as (128, 128), got hidden=64
+    """
+    if isinstance(hidden, str | bytes) or not isinstance(hidden, Sequence) or len(hidden) == 0:
+        raise TypeError(
+            f"{name} must be a non-empty sequence of layer widths such as (128, 128), got {name}={hidden!r}"
+        )
+    return tuple(check_positive_int(width, f"{name}[{i}]") for i, width in enumerate(hidden))

@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from dropoutlib._modes import restored_modes
-from dropoutlib._validation import check_positive_int
+from dropoutlib._validation import check_choice, check_positive_int
 from dropoutlib.diagnostics import dropout_layers
 
 __all__ = [
@@ -55,12 +55,6 @@ __all__ = [
 ]
 
 TASKS = ("classification", "regression")
-
-
-def _check_task(task: Any) -> str:
-    if task not in TASKS:
-        raise ValueError(f"task must be one of {TASKS}, got task={task!r}")
-    return task
 
 
 def _check_model_and_input(model: Any, x: Any) -> None:
@@ -115,7 +109,7 @@ class MCPrediction:
     task: str = "classification"
 
     def __post_init__(self) -> None:
-        _check_task(self.task)
+        check_choice(self.task, "task", TASKS)
         if not isinstance(self.samples, torch.Tensor) or self.samples.dim() < 2:
             raise ValueError("samples must be a tensor of shape (T, n, ...) with T passes")
 
@@ -238,7 +232,7 @@ def mc_predict(
     """
     _check_model_and_input(model, x)
     samples = check_positive_int(samples, "samples")
-    task = _check_task(task)
+    task = check_choice(task, "task", TASKS)
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
         raise TypeError(f"seed must be an int or None, got seed={seed!r} ({type(seed).__name__})")
     layers = stochastic_layers(model)
@@ -271,7 +265,7 @@ def eval_predict(model: nn.Module, x: torch.Tensor, *, task: str = "classificati
         (True, True)
     """
     _check_model_and_input(model, x)
-    task = _check_task(task)
+    task = check_choice(task, "task", TASKS)
     with restored_modes(model), torch.no_grad():
         model.eval()
         return _forward(model, x, task)

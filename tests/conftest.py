@@ -1,4 +1,4 @@
-"""Fixtures shared by the test files."""
+"""Fixtures and scheduling shared by the test files."""
 
 from __future__ import annotations
 
@@ -20,3 +20,14 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (``--dist loadgroup``), run every notebook on one worker, one after the other,
+    and the browser tests on one worker: two notebook kernels or two browsers never share the two cores,
+    while the unit and claims tests fill the other worker."""
+    for item in items:
+        if item.path.suffix == ".ipynb":
+            item.add_marker(pytest.mark.xdist_group("notebooks"))
+        elif item.get_closest_marker("site"):
+            item.add_marker(pytest.mark.xdist_group("browser"))

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dropoutlib._validation import check_positive_int, check_probability
+from dropoutlib._validation import check_positive_int, check_probability, check_real, check_widths
 from dropoutlib.course.data import Split
 from dropoutlib.course.seeding import check_seed
 
@@ -63,29 +63,11 @@ ACTIVATIONS: dict[str, tuple[Callable[[torch.Tensor], torch.Tensor], type[nn.Mod
 PLACEMENTS: tuple[str, ...] = ("after", "before")
 
 
-def _check_real(value: Any, name: str, *, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {name}={value!r} ({type(value).__name__})")
-    as_float = float(value)
-    if not math.isfinite(as_float) or (positive and as_float <= 0):
-        kind = "a finite positive" if positive else "a finite"
-        raise ValueError(f"{name} must be {kind} number, got {name}={value!r}")
-    return as_float
-
-
 def _check_drop(value: Any, name: str) -> float:
     value = check_probability(value, name)
     if value == 1.0:
         raise ValueError(f"{name} must be below 1 (with {name}=1 every unit is dropped and 1/q is infinite)")
     return value
-
-
-def _check_widths(hidden: Any, name: str = "hidden") -> tuple[int, ...]:
-    if isinstance(hidden, str | bytes) or not isinstance(hidden, Sequence) or len(hidden) == 0:
-        raise TypeError(
-            f"{name} must be a non-empty sequence of layer widths such as (128, 128), got {name}={hidden!r}"
-        )
-    return tuple(check_positive_int(w, f"{name}[{i}]") for i, w in enumerate(hidden))
 
 
 # --- what to train ----------------------------------------------------------------------------------
@@ -115,7 +97,7 @@ class Recipe:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "epochs", check_positive_int(self.epochs, "epochs"))
-        object.__setattr__(self, "lr", _check_real(self.lr, "lr", positive=True))
+        object.__setattr__(self, "lr", check_real(self.lr, "lr", positive=True))
         if self.batch_size is not None:
             object.__setattr__(self, "batch_size", check_positive_int(self.batch_size, "batch_size"))
 
@@ -209,7 +191,7 @@ class BatchedMLP(nn.Module):
         super().__init__()
         in_features = check_positive_int(in_features, "in_features")
         out_features = check_positive_int(out_features, "out_features")
-        self.hidden = _check_widths(hidden)
+        self.hidden = check_widths(hidden)
         if isinstance(seeds, str) or not isinstance(seeds, Sequence) or len(seeds) == 0:
             raise TypeError(
                 f"seeds must be a non-empty sequence of seeds, one per member, got seeds={seeds!r}"
@@ -432,7 +414,7 @@ def fit_members(
     if not isinstance(model, BatchedMLP):
         raise TypeError(f"model must be a BatchedMLP, got {type(model).__name__}")
     epochs = check_positive_int(epochs, "epochs")
-    lr = _check_real(lr, "lr", positive=True)
+    lr = check_real(lr, "lr", positive=True)
     if batch_size is not None:
         batch_size = check_positive_int(batch_size, "batch_size")
     if eval_every is not None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import gzip
 import math
-import numbers
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ import sklearn.datasets
 import torch
 from sklearn.model_selection import train_test_split
 
-from dropoutlib._validation import check_positive_int
+from dropoutlib._validation import check_positive_int, check_real
 from dropoutlib.course.seeding import check_seed
 
 __all__ = ["IDX_FILES", "Split", "load_digits", "load_idx", "read_idx", "standardize", "toy_regression"]
@@ -120,17 +119,6 @@ def standardize(
     return (train - mean) / std, (test - mean) / std, mean, std
 
 
-def _check_real(value: Any, name: str, *, minimum: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {name}={value!r} ({type(value).__name__})")
-    as_float = float(value)
-    if not math.isfinite(as_float):
-        raise ValueError(f"{name} must be finite, got {name}={value!r}")
-    if minimum is not None and as_float < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {name}={value!r}")
-    return as_float
-
-
 def load_digits(test_fraction: float = 0.3, seed: int = 0, n_train: int | None = None) -> Split:
     """scikit-learn's handwritten digits: 1797 images of 8x8 pixels, 10 classes, split and standardized.
 
@@ -157,7 +145,7 @@ def load_digits(test_fraction: float = 0.3, seed: int = 0, n_train: int | None =
         >>> load_digits(n_train=100).n_train
         100
     """
-    test_fraction = _check_real(test_fraction, "test_fraction")
+    test_fraction = check_real(test_fraction, "test_fraction")
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must be in (0, 1), got test_fraction={test_fraction!r}")
     seed = check_seed(seed)
@@ -228,9 +216,9 @@ def toy_regression(
     """
     n_train = check_positive_int(n_train, "n_train")
     n_test = check_positive_int(n_test, "n_test")
-    slope = _check_real(slope, "slope")
-    train_noise = _check_real(train_noise, "train_noise", minimum=0.0)
-    test_noise = _check_real(test_noise, "test_noise", minimum=0.0)
+    slope = check_real(slope, "slope")
+    train_noise = check_real(train_noise, "train_noise", minimum=0.0)
+    test_noise = check_real(test_noise, "test_noise", minimum=0.0)
     generator = torch.Generator().manual_seed(check_seed(seed))
 
     def sample(n: int, noise: float) -> tuple[torch.Tensor, torch.Tensor]:

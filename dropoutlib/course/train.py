@@ -13,11 +13,9 @@ the full one.
 
 from __future__ import annotations
 
-import math
-import numbers
 import sys
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 import tqdm
@@ -25,7 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from dropoutlib._modes import restored_modes
-from dropoutlib._validation import check_floating, check_positive_int
+from dropoutlib._validation import check_choice, check_floating, check_positive_int, check_real
 from dropoutlib.course._threads import torch_threads
 from dropoutlib.course.data import Split
 from dropoutlib.course.seeding import check_seed
@@ -119,23 +117,6 @@ class History:
         return last["test_loss"] - last["train_loss"]
 
 
-def _check_task(task: Any) -> str:
-    if task not in TASKS:
-        raise ValueError(f"task must be one of {TASKS}, got task={task!r}")
-    return str(task)
-
-
-def _check_nonnegative(value: Any, name: str, *, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {name}={value!r} ({type(value).__name__})")
-    as_float = float(value)
-    bad = not math.isfinite(as_float) or as_float < 0 or (positive and as_float == 0)
-    if bad:
-        kind = "positive" if positive else "non-negative"
-        raise ValueError(f"{name} must be a finite {kind} number, got {name}={value!r}")
-    return as_float
-
-
 def _loss_and_correct(
     output: torch.Tensor, y: torch.Tensor, task: str
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -210,7 +191,7 @@ def evaluate(
         >>> evaluate(nn.Identity(), torch.ones(3, 1), torch.zeros(3, 1), task="regression")
         (1.0, None)
     """
-    task = _check_task(task)
+    task = check_choice(task, "task", TASKS)
     with restored_modes(model):
         model.eval()
         return _evaluate_in_current_mode(model, x, y, task)
@@ -304,14 +285,14 @@ def fit(
     if not isinstance(data, Split):
         raise TypeError(f"data must be a dropoutlib.course.data.Split, got {type(data).__name__}")
     epochs = check_positive_int(epochs, "epochs")
-    lr = _check_nonnegative(lr, "lr", positive=True)
+    lr = check_real(lr, "lr", positive=True)
     if batch_size is not None:
         batch_size = check_positive_int(batch_size, "batch_size")
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got optimizer={optimizer!r}")
-    momentum = _check_nonnegative(momentum, "momentum")
-    weight_decay = _check_nonnegative(weight_decay, "weight_decay")
-    task = _check_task(task)
+    momentum = check_real(momentum, "momentum", minimum=0.0)
+    weight_decay = check_real(weight_decay, "weight_decay", minimum=0.0)
+    task = check_choice(task, "task", TASKS)
     seed = check_seed(seed)
     if not isinstance(progress, bool):
         raise TypeError(f"progress must be True or False, got progress={progress!r}")

@@ -44,7 +44,13 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from dropoutlib._modes import restored_modes
-from dropoutlib._validation import check_floating, check_positive_int, check_probability
+from dropoutlib._validation import (
+    check_choice,
+    check_floating,
+    check_positive_int,
+    check_probability,
+    check_widths,
+)
 from dropoutlib.course.data import Split, load_digits
 from dropoutlib.course.seeding import check_seed, seed_everything
 from dropoutlib.course.train import History, evaluate, fit
@@ -180,20 +186,6 @@ def variance_shift_ratio(mean: Any, var: Any, p: float) -> Any:
 # --- the networks --------------------------------------------------------------------------------------
 
 
-def _check_order(order: Any) -> str:
-    if order not in ORDERS:
-        raise ValueError(f"order must be one of {ORDERS}, got order={order!r}")
-    return str(order)
-
-
-def _check_widths(hidden: Any) -> list[int]:
-    if isinstance(hidden, str | bytes) or not isinstance(hidden, Sequence) or not hidden:
-        raise TypeError(
-            f"hidden must be a non-empty sequence of layer widths such as [64, 64], got hidden={hidden!r}"
-        )
-    return [check_positive_int(width, f"hidden[{i}]") for i, width in enumerate(hidden)]
-
-
 def _check_block_probabilities(p: Any, n_blocks: int) -> list[float]:
     if isinstance(p, Sequence) and not isinstance(p, str | bytes):
         if len(p) != n_blocks:
@@ -240,9 +232,9 @@ def batchnorm_mlp(
     """
     in_features = check_positive_int(in_features, "in_features")
     out_features = check_positive_int(out_features, "out_features")
-    widths = _check_widths(hidden)
+    widths = list(check_widths(hidden))
     probabilities = _check_block_probabilities(p, len(widths))
-    order = _check_order(order)
+    order = check_choice(order, "order", ORDERS)
 
     def dropout(block: int) -> list[nn.Module]:
         return [nn.Dropout(probabilities[block])] if probabilities[block] > 0 else []
@@ -671,8 +663,8 @@ def batchnorm_experiment(
         >>> run.shift.n_layers, 0 <= run.recalibrated_acc <= 1, run.model.training
         (2, True, False)
     """
-    order = _check_order(order)
-    widths = _check_widths(hidden)
+    order = check_choice(order, "order", ORDERS)
+    widths = list(check_widths(hidden))
     probabilities = _check_block_probabilities(p, len(widths))
     p = probabilities[0] if isinstance(p, numbers.Real) else tuple(probabilities)
     seed = check_seed(seed)

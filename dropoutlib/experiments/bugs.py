@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dropoutlib._modes import restored_modes
-from dropoutlib._validation import check_floating, check_positive_int, check_probability
+from dropoutlib._validation import check_bool, check_floating, check_positive_int, check_probability
 from dropoutlib.course.data import Split, load_digits
 from dropoutlib.course.models import mlp
 from dropoutlib.course.seeding import check_seed, seed_everything
@@ -98,12 +98,6 @@ def _widths(hidden: Any) -> list[int]:
     return widths
 
 
-def _check_bool(value: Any, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {name}={value!r} ({type(value).__name__})")
-    return value
-
-
 class FunctionalDropoutMLP(nn.Module):
     r"""An MLP that applies dropout with ``torch.nn.functional.dropout`` inside ``forward``.
 
@@ -147,7 +141,7 @@ class FunctionalDropoutMLP(nn.Module):
         out_features = check_positive_int(out_features, "out_features")
         widths = _widths(hidden)
         self.p = check_probability(p, "p")
-        self.respect_training = _check_bool(respect_training, "respect_training")
+        self.respect_training = check_bool(respect_training, "respect_training")
         sizes = [in_features, *widths]
         self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
         self.out = nn.Linear(sizes[-1], out_features)

@@ -34,7 +34,6 @@ Notation: ``p`` is the probability of dropping a unit, ``q = 1 - p`` of keeping 
 
 from __future__ import annotations
 
-import math
 import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -46,7 +45,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from dropoutlib._modes import restored_modes
-from dropoutlib._validation import check_positive_int, check_probability
+from dropoutlib._validation import check_positive_int, check_probability, check_real
 from dropoutlib.course.data import Split, load_digits
 from dropoutlib.course.models import mlp
 from dropoutlib.course.seeding import check_seed
@@ -114,14 +113,6 @@ def _nonnegative_weights(values: Any, name: str = "importance") -> np.ndarray:
     if total <= 0:
         raise ValueError(f"{name} must have a positive entry, got {np.asarray(values).tolist()}")
     return array / total
-
-
-def _check_scale(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {name}={value!r} ({type(value).__name__})")
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite positive number, got {name}={value!r}")
-    return float(value)
 
 
 def _one_hidden_layer(model: Any) -> tuple[nn.Linear, nn.Linear]:
@@ -213,8 +204,8 @@ def unit_gradient_norms(
         >>> round(small_into / into, 6), round(same_out / out_of, 6)
         (0.01, 1.0)
     """
-    scale_in = _check_scale(scale_in, "scale_in")
-    scale_out = _check_scale(scale_out, "scale_out")
+    scale_in = check_real(scale_in, "scale_in", positive=True)
+    scale_out = check_real(scale_out, "scale_out", positive=True)
     hidden = check_positive_int(hidden, "hidden")
     batch_size = check_positive_int(batch_size, "batch_size")
     if isinstance(unit, bool) or not isinstance(unit, numbers.Integral) or not 0 <= unit < hidden:
@@ -277,7 +268,7 @@ def train_copies(
     w = torch.tensor(_as_1d(init, "init"))
     steps = check_positive_int(steps, "steps")
     batch_size = check_positive_int(batch_size, "batch_size")
-    lr = _check_scale(lr, "lr")
+    lr = check_real(lr, "lr", positive=True)
     generator = torch.Generator().manual_seed(check_seed(seed))
     q = 1.0 - p
     path = [w.clone()]
@@ -319,7 +310,7 @@ def handicap_units(model: nn.Sequential, n_handicapped: int, scale: float, where
             f"n_handicapped must be at most the {first.out_features} hidden units, "
             f"got n_handicapped={n_handicapped}"
         )
-    scale = _check_scale(scale, "scale")
+    scale = check_real(scale, "scale", positive=True)
     with torch.no_grad():
         if where in ("in", "both"):
             first.weight[:n_handicapped] *= scale

@@ -36,7 +36,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from dropoutlib._modes import restored_modes
-from dropoutlib._validation import check_floating, check_generator, check_positive_int, check_probability
+from dropoutlib._validation import (
+    check_choice,
+    check_floating,
+    check_generator,
+    check_positive_int,
+    check_probability,
+)
 from dropoutlib.course.data import Split, load_digits
 from dropoutlib.course.seeding import check_seed, seed_everything
 from dropoutlib.course.train import History, fit
@@ -77,12 +83,6 @@ BATCH_SIZE = 64
 N_TRAIN = 500
 
 _SIDE = 8  # the digits are 8x8 images
-
-
-def _check_kind(kind: Any) -> str:
-    if kind not in DROPOUT_KINDS:
-        raise ValueError(f"kind must be one of {DROPOUT_KINDS}, got kind={kind!r}")
-    return str(kind)
 
 
 def _check_maps(maps: Any, name: str = "maps") -> torch.Tensor:
@@ -132,7 +132,7 @@ def small_cnn(
         >>> model(torch.zeros(5, 64)).shape
         torch.Size([5, 10])
     """
-    kind = _check_kind(kind)
+    kind = check_choice(kind, "kind", DROPOUT_KINDS)
     p = check_probability(p)
     if kind == "none" and p != 0:
         raise ValueError(f"kind='none' has no dropout layer: p must be 0, got p={p!r}")
@@ -314,7 +314,7 @@ def next_layer_noise(
         >>> abs(sampled / exact - 1) < 0.1
         True
     """
-    kind = _check_kind(kind)
+    kind = check_choice(kind, "kind", DROPOUT_KINDS)
     if kind == "none":
         raise ValueError("kind must be 'element' or 'spatial' (there is no noise without dropout)")
     p = check_probability(p)
@@ -456,7 +456,7 @@ def train_cnn(
         >>> run.kind, run.p, 0.0 <= run.test_acc <= 1.0
         ('spatial', 0.2, True)
     """
-    kind = _check_kind(kind)
+    kind = check_choice(kind, "kind", DROPOUT_KINDS)
     p = 0.0 if kind == "none" else check_probability(p)
     seed = check_seed(seed)
     if data is None:
@@ -502,7 +502,7 @@ def compare_dropout(
     seeds = [check_seed(seed) for seed in seeds]
     if not seeds:
         raise ValueError("seeds must hold at least one seed")
-    kinds = [_check_kind(kind) for kind in kinds]
+    kinds = [check_choice(kind, "kind", DROPOUT_KINDS) for kind in kinds]
     given = options.pop("data", None)
     runs: dict[tuple[str, int], CNNRun] = {}
     for seed in seeds:

@@ -40,7 +40,13 @@ from torch.nn import functional as F
 from torch.overrides import TorchFunctionMode
 
 from dropoutlib._modes import restored_modes
-from dropoutlib._validation import check_floating, check_generator, check_positive_int, check_probability
+from dropoutlib._validation import (
+    check_choice,
+    check_floating,
+    check_generator,
+    check_positive_int,
+    check_probability,
+)
 from dropoutlib.course.data import Split, load_digits
 from dropoutlib.course.models import mlp
 from dropoutlib.course.seeding import check_seed, seed_everything
@@ -237,12 +243,6 @@ for _variant in _VARIANT_LIST:
     FAMILIES[_variant.family] = (*FAMILIES.get(_variant.family, ()), _variant.name)
 
 
-def _check_name(name: Any) -> str:
-    if name not in VARIANTS:
-        raise ValueError(f"name must be one of {tuple(VARIANTS)}, got name={name!r}")
-    return str(name)
-
-
 def build_variant(name: str, seed: int = 0) -> nn.Module:
     """A fresh network of variant ``name``, its weights drawn after ``seed_everything(seed)``.
 
@@ -255,7 +255,7 @@ def build_variant(name: str, seed: int = 0) -> nn.Module:
         >>> torch.equal(build_variant("mlp")[2].weight, build_variant("mlp-dropconnect")[2].weight)
         True
     """
-    name = _check_name(name)
+    name = check_choice(name, "name", tuple(VARIANTS))
     seed_everything(check_seed(seed))
     return VARIANTS[name].build()
 
@@ -393,7 +393,7 @@ def train_variant(
         >>> run.name, 0.0 <= run.test_acc <= 1.0, run.random_numbers  # 200 x 128 normal draws
         ('mlp-gaussian', True, 25600)
     """
-    name = _check_name(name)
+    name = check_choice(name, "name", tuple(VARIANTS))
     seed = check_seed(seed)
     if data is None:
         data = load_digits(seed=seed, n_train=N_TRAIN)
@@ -426,7 +426,9 @@ def compare_family(
     seeds = [check_seed(seed) for seed in seeds]
     if not seeds:
         raise ValueError("seeds must hold at least one seed")
-    names = list(VARIANTS) if names is None else [_check_name(name) for name in names]
+    if names is None:
+        names = list(VARIANTS)
+    names = [check_choice(name, "name", tuple(VARIANTS)) for name in names]
     runs: dict[tuple[str, int], FamilyRun] = {}
     for seed in seeds:
         data = load_digits(seed=seed, n_train=N_TRAIN)

@@ -55,7 +55,7 @@ __all__ = [
 
 METHODS = ("copy", "native", "scratch", "fused")  # the methods benchmarks/dropout_speed.py times
 PASSES = ("forward", "backward", "forward_backward")
-RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
+RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 """Where ``benchmarks/dropout_speed.py`` writes its tables, in a clone of the repository."""
 _ROW_KEYS = ("method", "size", "dtype", "forward_ms", "forward_backward_ms", "saved_bytes", "forward_vs_copy")
 _META_KEYS = ("device", "device_type", "date", "torch")

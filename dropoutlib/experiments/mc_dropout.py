@@ -37,7 +37,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -51,7 +50,7 @@ from scipy.stats import rankdata
 from sklearn.model_selection import train_test_split
 from torch import nn
 
-from dropoutlib._validation import check_positive_int, check_probability
+from dropoutlib._validation import check_positive_int, check_probability, check_real
 from dropoutlib.course.data import Split, load_digits, standardize
 from dropoutlib.course.models import mlp
 from dropoutlib.course.seeding import check_seed, seed_everything
@@ -168,14 +167,6 @@ def _check_images(images: Any) -> np.ndarray:
     return images.astype(np.float64)
 
 
-def _check_real(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise TypeError(f"{name} must be a real number, got {name}={value!r} ({type(value).__name__})")
-    if not math.isfinite(float(value)):
-        raise ValueError(f"{name} must be finite, got {name}={value!r}")
-    return float(value)
-
-
 def rotate_digits(images: np.ndarray, degrees: float) -> np.ndarray:
     """Rotate each 8 x 8 image by ``degrees`` counter-clockwise about its centre.
 
@@ -189,7 +180,7 @@ def rotate_digits(images: np.ndarray, degrees: float) -> np.ndarray:
         (True, 0.0)
     """
     images = _check_images(images)
-    degrees = _check_real(degrees, "degrees")
+    degrees = check_real(degrees, "degrees")
     squares = images.reshape(-1, _SIDE, _SIDE)
     turned = ndimage.rotate(squares, degrees, axes=(2, 1), reshape=False, order=1, mode="constant", cval=0.0)
     return np.clip(turned, 0.0, MAX_PIXEL).reshape(-1, _SIDE * _SIDE)

@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from dropoutlib._validation import check_positive_int
+from dropoutlib._validation import check_positive_int, check_widths
 from dropoutlib.course._threads import torch_threads
 from dropoutlib.course.batched import (
     ACTIVATIONS,
@@ -61,7 +61,6 @@ from dropoutlib.course.batched import (
     BatchedMLP,
     Recipe,
     _check_drop,
-    _check_widths,
     fit_members,
 )
 from dropoutlib.course.data import Split, load_digits, load_idx
@@ -145,7 +144,7 @@ class Setting:
             object.__setattr__(self, name, _check_drop(getattr(self, name), name))
         if self.placement not in PLACEMENTS:
             raise ValueError(f"placement must be one of {PLACEMENTS}, got placement={self.placement!r}")
-        object.__setattr__(self, "hidden", _check_widths(self.hidden))
+        object.__setattr__(self, "hidden", check_widths(self.hidden))
         if self.activation not in ACTIVATIONS:
             raise ValueError(
                 f"activation must be one of {tuple(ACTIVATIONS)}, got activation={self.activation!r}"
