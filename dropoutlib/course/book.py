@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import importlib
-from typing import TypeVar
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
-__all__ = ["glue"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["glue", "table"]
 
 T = TypeVar("T")
 
@@ -46,3 +50,31 @@ def glue(name: str, value: T, display: bool = False) -> T:
     if _in_ipython_kernel():
         myst_nb.glue(name, value, display=display)
     return value
+
+
+def table(rows: Sequence[Mapping[str, Any]], *, index: str | None = None, digits: int = 4) -> pd.DataFrame:
+    """The rows of a results table as a pandas DataFrame, floats rounded to ``digits`` decimals.
+
+    A notebook shows a DataFrame as an HTML table on the site (and as aligned text in a terminal), so
+    chapters build their tables with this instead of aligning ``print`` columns by hand. ``index``
+    names the column that labels the rows (it replaces the 0, 1, 2, ... index).
+
+    Example:
+        >>> frame = table([{"p": 0.0, "test loss": 0.25432}, {"p": 0.5, "test loss": 0.20311}], index="p")
+        >>> frame.loc[0.5, "test loss"]
+        np.float64(0.2031)
+        >>> list(frame.columns), frame.index.name
+        (['test loss'], 'p')
+    """
+    import pandas as pd
+
+    if isinstance(rows, Mapping) or not isinstance(rows, Sequence) or not rows:
+        raise TypeError(f"rows must be a non-empty sequence of dicts, got rows={rows!r}")
+    if isinstance(digits, bool) or not isinstance(digits, int) or digits < 0:
+        raise ValueError(f"digits must be a non-negative int, got digits={digits!r}")
+    frame = pd.DataFrame(list(rows))
+    if index is not None:
+        if index not in frame.columns:
+            raise ValueError(f"index must name a column of rows, got index={index!r}")
+        frame = frame.set_index(index)
+    return frame.round(digits)
