@@ -23,12 +23,12 @@ install: $(STAMP)  ## create .venv with every pinned requirement and dropoutlib 
 book: $(STAMP)  ## install, then build the site into _build/html (warnings are errors)
 	$(JB_BUILD)
 
-test: $(STAMP)  ## every test: lint, unit tests, pairing, strict nbval, site build, real-browser tests
+test: $(STAMP)  ## every test on both cores: lint, unit tests, pairing, strict nbval, site build, real-browser tests
 	bash tools/ensure_chromium.sh
 	$(BIN)/ruff check dropoutlib tests tools book benchmarks
 	$(BIN)/python tools/chapters.py check
 	$(JB_BUILD)
-	$(BIN)/python -m pytest tests book --nbval --nbval-current-env \
+	$(BIN)/python -m pytest tests book -n 2 --dist loadgroup --nbval --nbval-current-env \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=300
 
 lint: $(STAMP)  ## ruff on the library, the tests, the tools and the notebooks

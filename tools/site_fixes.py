@@ -1,7 +1,7 @@
 """A local Sphinx extension that keeps the built pages free of JavaScript errors.
 
 Two known problems of the pinned theme stack (jupyter-book 1.0.4, sphinx-thebe 0.3.1,
-pydata-sphinx-theme 0.17), both seen by tests/test_site.py in a real browser:
+pydata-sphinx-theme 0.17), both seen by tests/site/test_site.py in a real browser:
 
 - sphinx-thebe and sphinx-togglebutton add their inline configuration scripts twice per page, so the
   second ``const THEBE_JS_URL`` throws "Identifier has already been declared";

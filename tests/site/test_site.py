@@ -184,3 +184,38 @@ def test_launch_and_download_buttons_on_chapters(page, site_url):
     assert f"{Path(chapter).name}.ipynb" in html, "no download button for the notebook"
     repo = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
     assert repo in html, f"no repository button pointing to {repo}"
+
+
+CHAPTERS = [p for p in PAGES if Path(p).name[:2].isdigit()]
+
+
+@pytest.mark.parametrize("path", CHAPTERS)
+def test_no_code_block_scrolls_sideways(page, site_url, path):
+    """At a 1280-pixel-wide window no code cell needs a horizontal scroll bar (collapsed cells opened)."""
+    page.goto(urljoin(site_url, f"{path}.html"), wait_until="load")
+    page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
+    wide = page.eval_on_selector_all(
+        "main div.cell_input pre",
+        "blocks => blocks.filter(b => b.scrollWidth > b.clientWidth + 1)"
+        ".map(b => b.innerText.split('\\n').reduce((a, l) => l.length > a.length ? l : a, ''))",
+    )
+    assert not wide, f"{path}: code that scrolls sideways, longest lines: {wide[:5]}"
+
+
+@pytest.mark.parametrize("path", CHAPTERS)
+def test_every_check_cell_opens_on_click(page, site_url, path):
+    """Each section's claim checks sit behind a labelled toggle: hidden at first, shown by one click."""
+    page.goto(urljoin(site_url, f"{path}.html"), wait_until="load")
+    toggles = page.locator("main details.hide.above-input")
+    assert toggles.count() >= 1, f"{path}: no collapsed check cell"
+    for i in range(toggles.count()):
+        toggle = toggles.nth(i)
+        label = toggle.locator("summary p.collapsed").inner_text().strip()
+        assert label and not label.startswith("Show code cell"), f"{path}: toggle {i} has no label"
+        code = toggle.locator("div.cell_input pre").first
+        assert not code.is_visible(), f"{path}: the code behind {label!r} shows before a click"
+        toggle.locator("summary").click()
+        code.wait_for(state="visible", timeout=5_000)
+    if path == CHAPTERS[0]:
+        toggles.first.scroll_into_view_if_needed()
+        screenshot(page, "check-cell-open")
