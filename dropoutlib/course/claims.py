@@ -75,7 +75,7 @@ def above(statement: str, value: float, bound: float, digits: int = 4) -> Claim:
 
 def check(claims: Iterable[Claim]) -> None:
     """Print one line per claim, or raise ``AssertionError`` naming every claim that does not hold."""
-    claims = list(claims)
+    claims = list(claims) if isinstance(claims, Iterable) else claims
     if not claims or not all(isinstance(claim, Claim) for claim in claims):
         raise TypeError(f"claims must be a non-empty list of Claim, got {claims!r}")
     failed = [claim for claim in claims if not claim.holds]
