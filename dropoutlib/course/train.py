@@ -370,10 +370,6 @@ def predict_labels(model: nn.Module, x: torch.Tensor, *, training: bool) -> torc
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     check_floating(x, "x")
-    was_training = model.training
-    model.train(training)
-    try:
-        with torch.no_grad():
-            return model(x).argmax(dim=1)
-    finally:
-        model.train(was_training)
+    with restored_modes(model), torch.no_grad():
+        model.train(training)
+        return model(x).argmax(dim=1)

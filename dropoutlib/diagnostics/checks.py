@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.overrides import TorchFunctionMode
 
+from dropoutlib._modes import restored_modes
 from dropoutlib._validation import check_positive_int, check_probability
 from dropoutlib.diagnostics.layers import (
     _CHANNEL_WISE,
@@ -73,7 +74,6 @@ def _label(name: str, module: nn.Module | None = None, detail: str = "") -> str:
 @contextmanager
 def _preserved(model: nn.Module, x: torch.Tensor) -> Iterator[None]:
     """Run the body under no_grad and a forked RNG; restore every module's mode and every buffer."""
-    modes = [module.training for module in model.modules()]
     buffers = [
         (module, name, buffer, buffer.detach().clone())
         for module in model.modules()
@@ -82,11 +82,9 @@ def _preserved(model: nn.Module, x: torch.Tensor) -> Iterator[None]:
     ]
     devices = [x.device] if x.device.type == "cuda" else []
     try:
-        with torch.random.fork_rng(devices=devices), torch.no_grad():
+        with restored_modes(model), torch.random.fork_rng(devices=devices), torch.no_grad():
             yield
     finally:
-        for module, mode in zip(model.modules(), modes, strict=True):
-            module.training = mode
         with torch.no_grad():
             for module, name, buffer, saved in buffers:
                 module._buffers[name] = buffer  # the original object, even if forward replaced it
