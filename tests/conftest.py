@@ -23,11 +23,19 @@ def one_thread():
 
 
 def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (``--dist loadgroup``), run every notebook on one worker, one after the other,
-    and the browser tests on one worker: two notebook kernels or two browsers never share the two cores,
-    while the unit and claims tests fill the other worker."""
+    """Schedule the tests for pytest-xdist's ``--dist loadgroup`` on the machine's two cores.
+
+    Every notebook runs on one worker, one after the other, so that two notebook kernels never compete
+    for the cores while the other worker runs the Python tests; the browser tests share one browser
+    and the student-edition tests one build of the student site. Every other test file is a group of
+    its own, so that the results a file caches (``functools.cache`` of a claims test's runs) are
+    computed once, by the worker that runs the whole file.
+    """
     for item in items:
         if item.path.suffix == ".ipynb":
-            item.add_marker(pytest.mark.xdist_group("notebooks"))
+            group = "notebooks"
         elif item.get_closest_marker("site"):
-            item.add_marker(pytest.mark.xdist_group("browser"))
+            group = "browser"
+        else:
+            group = str(item.path.relative_to(config.rootpath))
+        item.add_marker(pytest.mark.xdist_group(group))
