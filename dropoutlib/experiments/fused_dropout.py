@@ -10,6 +10,9 @@
   ``benchmarks/dropout_speed.py`` writes (``benchmarks/results/dropout_speed-<device>.json``).
 - :data:`H100_ANCHOR`, :data:`CPU_ANCHOR` and :data:`FUSED_TARGETS` are the project's reference
   measurements and goals, typed in by hand (they are not re-measured when the book is built).
+- The chapter's claims, one function per section, each holding the thresholds it uses:
+  :func:`kept_claims`, :func:`roofline_claims`, :func:`counter_claims` with :func:`rule_claims` and
+  :func:`mask_claims`, :func:`kernel_claims`, :func:`benchmark_claims`.
 
 Example:
     >>> import torch.nn.functional as F
@@ -31,12 +34,14 @@ from typing import Any
 
 import torch
 
+from dropoutlib.course.claims import Claim, above
 from dropoutlib.fused import philox_uniform
 
 __all__ = [
     "CPU_ANCHOR",
     "FUSED_TARGETS",
     "H100_ANCHOR",
+    "MASK_Z",
     "METHODS",
     "PASSES",
     "RESULTS",
@@ -44,11 +49,18 @@ __all__ = [
     "BenchmarkTable",
     "FusedTargets",
     "MaskStatistics",
+    "benchmark_claims",
     "benchmark_tables",
     "bytes_moved",
+    "counter_claims",
+    "kept_claims",
+    "kernel_claims",
     "load_benchmark",
+    "mask_claims",
     "mask_statistics",
+    "roofline_claims",
     "roofline_ms",
+    "rule_claims",
     "saved_bytes",
     "transformer_dropout_elements",
 ]
@@ -279,6 +291,24 @@ class BenchmarkTable:
                 return row
         raise KeyError(f"{self.path.name} has no row for method={method!r}, dtype={dtype!r}, size={size}")
 
+    def at_largest(self, dtype: str) -> dict[str, dict[str, Any]]:
+        """The row of every method measured at the largest size, for one dtype, in :data:`METHODS` order.
+
+        Example:
+            >>> table = BenchmarkTable({"device_type": "cpu"}, [
+            ...     {"method": "copy", "dtype": "float32", "size": 8, "forward_ms": 1.0},
+            ...     {"method": "copy", "dtype": "float32", "size": 4, "forward_ms": 0.5}], Path("t.json"))
+            >>> table.at_largest("float32")["copy"]["forward_ms"]
+            1.0
+        """
+        largest = self.sizes()[-1]
+        rows = {}
+        for method in METHODS:
+            for row in self.select(method, dtype):
+                if row["size"] == largest:
+                    rows[method] = row
+        return rows
+
 
 def load_benchmark(path: str | Path) -> BenchmarkTable:
     """Read one ``dropout_speed-<device>.json`` file, checking that it has the fields the book uses.
@@ -379,3 +409,246 @@ def mask_statistics(seed: int, p: float = 0.1, n: int = 100_000) -> MaskStatisti
         neighbour_corr=corr,
         z_corr=corr * math.sqrt(n - 1),
     )
+
+
+# --- the chapter's claims ---------------------------------------------------------------------------------
+
+MASK_Z = 4.0
+"""A Philox mask's statistics must lie within this many standard errors of what independent coins give."""
+
+
+def _equal(statement: str, a: torch.Tensor, b: torch.Tensor) -> Claim:
+    """The claim that two tensors are equal bit for bit; the evidence counts the elements that differ."""
+    same = a.shape == b.shape and torch.equal(a, b)
+    differ = int((a != b).sum()) if a.shape == b.shape else "all"
+    return Claim(statement, same, f"{differ} of {b.numel()} elements differ")
+
+
+def kept_claims(kept: dict[tuple[str, torch.dtype], float]) -> list[Claim]:
+    """What autograd keeps between the passes, in bytes per element, measured with :func:`saved_bytes`.
+
+    ``kept`` maps ``(method, dtype)`` to the bytes kept per element, for the methods ``"F.dropout"``,
+    ``"dropoutlib.dropout"`` and ``"fused_dropout"``. On the CPU PyTorch's dropout and the
+    from-scratch one keep one mask value of the input's dtype per element; the fused one keeps nothing.
+
+    Example:
+        >>> kept = {("F.dropout", torch.float32): 4.0, ("dropoutlib.dropout", torch.float32): 4.0,
+        ...         ("fused_dropout", torch.float32): 0.0}
+        >>> [c.holds for c in kept_claims(kept)]
+        [True, True]
+    """
+    dtypes = list(dict.fromkeys(dtype for _, dtype in kept))
+    masks = [
+        (kept[name, dtype], torch.empty((), dtype=dtype).element_size())
+        for dtype in dtypes
+        for name in ("F.dropout", "dropoutlib.dropout")
+    ]
+    fused = [kept["fused_dropout", dtype] for dtype in dtypes]
+    return [
+        Claim(
+            "PyTorch's and our dropout keep one mask value per element",
+            all(value == size for value, size in masks),
+            f"{', '.join(f'{value:g}' for value, _ in masks)} bytes per element, "
+            f"itemsizes {', '.join(str(size) for _, size in masks)}",
+        ),
+        Claim(
+            "fused_dropout keeps nothing for backward",
+            all(value == 0 for value in fused),
+            f"{', '.join(f'{value:g}' for value in fused)} bytes per element",
+        ),
+    ]
+
+
+def roofline_claims(roof: dict[str, float], target_ms: float) -> list[Claim]:
+    """The rooflines of :data:`H100_ANCHOR`'s forward plus backward, and where the goal lies.
+
+    ``roof`` maps ``"with a bool mask"`` and ``"mask-free"`` to :func:`roofline_ms` of
+    :func:`bytes_moved` for :math:`2^{27}` bfloat16 elements at 3 TB/s; ``target_ms`` is the goal,
+    native dropout's time divided by :attr:`FusedTargets.forward_backward_speedup`. Without a mask,
+    4 passes over 256 MiB take 0.36 ms (to two decimals), and the goal lies between the two rooflines.
+
+    Example:
+        >>> n, bandwidth = H100_ANCHOR.size, H100_ANCHOR.copy_bandwidth
+        >>> roof = {"with a bool mask": roofline_ms(bytes_moved(n, 2, mask_itemsize=1,
+        ...                                                     passes="forward_backward"), bandwidth),
+        ...         "mask-free": roofline_ms(bytes_moved(n, 2, passes="forward_backward"), bandwidth)}
+        >>> [c.holds for c in roofline_claims(roof, 0.76 / 1.8)]
+        [True, True]
+    """
+    free, masked = roof["mask-free"], roof["with a bool mask"]
+    return [
+        Claim(
+            "2^27 bf16 elements, 4 passes at 3 TB/s: 0.36 ms",
+            round(free, 2) == 0.36,
+            f"{free:.4f} ms rounds to {round(free, 2)}",
+        ),
+        Claim(
+            "the goal lies between the two rooflines",
+            free < target_ms < masked,
+            f"{free:.4f} < {target_ms:.4f} < {masked:.4f} ms",
+        ),
+    ]
+
+
+def counter_claims(
+    seed: int, u_all: torch.Tensor, picked: torch.Tensor, alone: torch.Tensor, shuffled: torch.Tensor
+) -> list[Claim]:
+    """Counter-based: any element's number computed alone, in any order, regenerated; a new seed differs.
+
+    ``u_all`` is ``philox_uniform(seed, torch.arange(n))``; ``alone`` is ``philox_uniform(seed,
+    picked)``, computed without the other elements; ``shuffled`` is a permutation of the ``n`` indices.
+
+    Example:
+        >>> u_all = philox_uniform(5, torch.arange(100))
+        >>> picked, shuffled = torch.tensor([99, 3]), torch.randperm(100)
+        >>> all(c.holds for c in counter_claims(5, u_all, picked, philox_uniform(5, picked), shuffled))
+        True
+    """
+    indices = torch.arange(len(u_all))
+    other = philox_uniform(seed + 1, indices)
+    same_as_other = int((other == u_all).sum())
+    return [
+        _equal("a number computed alone equals the one in the full vector", alone, u_all[picked]),
+        _equal("any order gives the same numbers", philox_uniform(seed, shuffled), u_all[shuffled]),
+        _equal("regenerating gives the same bits", philox_uniform(seed, indices), u_all),
+        Claim(
+            "a new seed gives new numbers",
+            not torch.equal(other, u_all),
+            f"{same_as_other} of {len(u_all)} elements equal",
+        ),
+    ]
+
+
+def rule_claims(x: torch.Tensor, y: torch.Tensor, u: torch.Tensor, p: float) -> list[Claim]:
+    """``y = fused_dropout(x, p, seed=seed)`` keeps element ``i`` exactly when ``u_i >= p``, scaled by 1/q.
+
+    ``u`` is ``philox_uniform(seed, torch.arange(x.numel()))``, the numbers of the same seed.
+
+    Example:
+        >>> from dropoutlib.fused import fused_dropout
+        >>> x = torch.randn(1000)
+        >>> y = fused_dropout(x, 0.3, seed=9)
+        >>> [c.holds for c in rule_claims(x, y, philox_uniform(9, torch.arange(1000)), 0.3)]
+        [True, True]
+    """
+    keep = u >= p
+    scaled = x[keep] / (1 - p)
+    gap = float((y[keep] - scaled).abs().max()) if keep.any() else 0.0
+    return [
+        _equal("fused_dropout keeps element i exactly when u_i >= p", y != 0, keep),
+        Claim(
+            "kept values are scaled by 1/q",
+            torch.allclose(y[keep], scaled),
+            f"largest difference {gap:.2g}",
+        ),
+    ]
+
+
+def mask_claims(stats: MaskStatistics) -> list[Claim]:
+    """A Philox mask behaves like independent coins: each statistic within :data:`MASK_Z` standard errors.
+
+    The drop fraction (expected ``p``), the share dropped by two neighbouring seeds (expected ``p**2``)
+    and the correlation of neighbouring elements' numbers (expected 0), as z-scores.
+
+    Example:
+        >>> [c.holds for c in mask_claims(mask_statistics(0, p=0.5, n=10_000))]
+        [True, True, True]
+    """
+    return [
+        Claim(
+            f"the {name} is what independent coins give",
+            abs(z) < MASK_Z,
+            f"|z| = {abs(z):.2f} < {MASK_Z:g}",
+        )
+        for name, z in (
+            ("drop fraction", stats.z_drop),
+            ("overlap of neighbouring seeds", stats.z_both),
+            ("neighbour correlation", stats.z_corr),
+        )
+    ]
+
+
+def kernel_claims(
+    results: dict[str, tuple[torch.Tensor, torch.Tensor]], y16: dict[str, torch.Tensor]
+) -> list[Claim]:
+    """The Triton kernel and the torch backend agree: bit for bit in float32, to one ulp in bfloat16.
+
+    Args:
+        results: for ``"triton"`` and ``"torch"``, the float32 output of ``fused_dropout`` and the
+            input's gradient after ``backward``, same input, gradient and seed.
+        y16: for ``"triton"`` and ``"torch"``, the output for the same input in bfloat16, as float32.
+
+    The backward pass drops the elements the forward pass dropped; in bfloat16 both backends drop
+    the same elements and the kept values are within one unit in the last place (bfloat16 has an 8-bit
+    significand), since Triton's interpreter rounds toward zero where PyTorch rounds to nearest.
+
+    Example:
+        >>> from dropoutlib.fused import fused_dropout
+        >>> x = torch.randn(100, requires_grad=True)
+        >>> y = fused_dropout(x, 0.2, seed=3, backend="torch")
+        >>> y.backward(torch.ones(100))
+        >>> y16 = fused_dropout(x.detach().bfloat16(), 0.2, seed=3, backend="torch").float()
+        >>> same = {"triton": (y.detach(), x.grad), "torch": (y.detach(), x.grad)}
+        >>> all(c.holds for c in kernel_claims(same, {"triton": y16, "torch": y16}))
+        True
+    """
+    (y_kernel, grad_kernel), (y_torch, grad_torch) = results["triton"], results["torch"]
+    kernel16, torch16 = y16["triton"], y16["torch"]
+    ulp = torch.exp2(torch.floor(torch.log2(torch16.abs().clamp_min(1e-30))) - 7)
+    gap = (kernel16 - torch16).abs() / ulp
+    return [
+        _equal("the kernel's forward equals the torch backend's", y_kernel, y_torch),
+        _equal("the kernel's backward equals the torch backend's", grad_kernel, grad_torch),
+        _equal("the backward drops the elements the forward dropped", grad_kernel == 0, y_kernel == 0),
+        _equal("bfloat16: the same elements are dropped", kernel16 == 0, torch16 == 0),
+        Claim(
+            "bfloat16: kept values are within one ulp",
+            bool((gap <= 1).all()),
+            f"largest difference {float(gap.max()):.2g} ulp <= 1",
+        ),
+    ]
+
+
+def benchmark_claims(tables: list[BenchmarkTable]) -> list[Claim]:
+    """What every committed benchmark table must show about the bytes kept, and on a CPU the speed.
+
+    In every table the fused method keeps nothing for backward; on a CPU the native and the
+    from-scratch dropout keep a mask. On the first CPU table, at its largest float32 size, the fused
+    path's torch backend is slower than native dropout. Without tables (an installed ``dropoutlib``
+    has none) the first two claims hold for no rows, and the third is left out.
+
+    Example:
+        >>> [c.holds for c in benchmark_claims([])]
+        [True, True]
+    """
+    fused = [row for table in tables for row in table.rows if row["method"] == "fused"]
+    masked = [
+        row
+        for table in tables
+        if not table.is_gpu
+        for row in table.rows
+        if row["method"] in ("native", "scratch")
+    ]
+    claims = [
+        Claim(
+            "the fused method keeps nothing in any table",
+            all(row["saved_bytes"] == 0 for row in fused),
+            f"{sum(row['saved_bytes'] == 0 for row in fused)} of {len(fused)} rows keep 0 bytes",
+        ),
+        Claim(
+            "on the CPU, native and scratch dropout keep a mask",
+            all(row["saved_bytes"] > 0 for row in masked),
+            f"{sum(row['saved_bytes'] > 0 for row in masked)} of {len(masked)} rows keep bytes",
+        ),
+    ]
+    cpu = [table for table in tables if not table.is_gpu]
+    if cpu:
+        rows = cpu[0].at_largest("float32")
+        claims.append(
+            above(
+                "on a CPU the fused path is slower than native dropout (ms)",
+                rows["fused"]["forward_ms"],
+                rows["native"]["forward_ms"],
+            )
+        )
+    return claims

@@ -24,6 +24,12 @@ call the same code):
 - :func:`passes_experiment`: error and entropy against the number of passes :math:`T`;
 - :func:`plot_reliability`: a reliability diagram.
 
+The chapter's claims, one function per section (each returns a list of
+:class:`~dropoutlib.course.claims.Claim`, and holds every threshold it uses):
+:func:`prediction_claims`, :func:`batchnorm_claims` and :func:`failure_claims`, :func:`ood_claims` and
+:func:`sweep_claims`, :func:`calibration_claims`, :func:`passes_claims`; and
+:func:`mixed_calibration_claims`, which only the claims tests check, over five seeds.
+
 Uncertainties are in nats; see :mod:`dropoutlib.uncertainty` for their definitions.
 
 Example:
@@ -37,7 +43,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +57,7 @@ from sklearn.model_selection import train_test_split
 from torch import nn
 
 from dropoutlib._validation import check_positive_int, check_probability, check_real
+from dropoutlib.course.claims import Claim, above, below
 from dropoutlib.course.data import Split, load_digits, standardize
 from dropoutlib.course.models import mlp
 from dropoutlib.course.seeding import check_seed, seed_everything
@@ -65,26 +72,43 @@ from dropoutlib.uncertainty import (
 )
 
 __all__ = [
+    "BN_CALLS",
+    "ERROR_GAP",
+    "FAILING_CALL",
+    "FAR_ANGLES",
     "MAX_PIXEL",
     "OOD_SETS",
+    "PASSES_TOLERANCE",
     "CalibrationResult",
     "DigitPixels",
     "OODResult",
     "PassesCurve",
     "SweepResult",
+    "above_test_digits",
     "auroc",
+    "batchnorm_claims",
+    "calibration_claims",
     "calibration_experiment",
     "calibration_versus_p",
     "digit_pixels",
+    "entropy_misses",
+    "failure_claims",
     "invert_digits",
+    "mixed_calibration_claims",
     "noise_images",
+    "ood_claims",
     "ood_over_seeds",
     "ood_sets",
     "ood_uncertainty",
+    "passes_claims",
+    "passes_enough",
     "passes_experiment",
     "plot_reliability",
+    "prediction_claims",
     "rotate_digits",
     "shift_digits",
+    "sweep_claims",
+    "sweep_summary",
     "train_mc_model",
     "transform_sweep",
 ]
@@ -610,6 +634,17 @@ class PassesCurve:
     predictive_entropy: np.ndarray
     mutual_information: np.ndarray
 
+    @property
+    def deviation(self) -> np.ndarray:
+        """For each ``T``, the largest distance over the draws from the draw's error at the largest ``T``.
+
+        Example:
+            >>> error = np.array([[0.2, 0.1], [0.3, 0.12]])
+            >>> PassesCurve(np.array([1, 2]), error, error, error).deviation.round(2).tolist()
+            [0.18, 0.0]
+        """
+        return np.abs(self.error - self.error[:, -1:]).max(axis=0)
+
 
 def passes_experiment(
     model: nn.Module,
@@ -647,3 +682,369 @@ def passes_experiment(
             entropy[r, k] = float(pred.predictive_entropy.mean())
             information[r, k] = float(pred.mutual_information.mean())
     return PassesCurve(np.asarray(passes), error, entropy, information)
+
+
+# --- the chapter's claims ----------------------------------------------------------------------------
+
+#: On the test digits, MC dropout and evaluation mode err about as often: their error rates differ by
+#: less than this.
+ERROR_GAP = 0.015
+#: BatchNorm forward calls in the chapter's ``mc_predict(bn_model, x, samples=20)``: 20 passes through
+#: the two BatchNorm layers of ``bn_mlp``.
+BN_CALLS = 20 * 2
+#: The forward call on which the chapter's ``FailsOnThirdCall`` raises.
+FAILING_CALL = 3
+#: The AUROC of a score that does not separate two sets at all.
+CHANCE = 0.5
+#: The rotations (degrees, both ends included) at which the chapter finds digits mostly misclassified,
+#: with less uncertainty than at :data:`MILD_ANGLE`.
+FAR_ANGLES = (60, 150)
+MILD_ANGLE = 30
+#: Digits rotated by :data:`FAR_ANGLES` count as mostly misclassified above this error rate, digits
+#: shifted by one pixel or more above :data:`SHIFTED_ERROR`.
+FAR_ERROR = 0.8
+SHIFTED_ERROR = 0.5
+#: The drop probabilities at which the chapter finds MC averaging helps calibration, and hurts it.
+LOW_P, HIGH_P = 0.1, 0.5
+#: The number of passes "settles" the error once every draw stays this close to its error at the
+#: largest ``T``; the chapter finds it does so by :data:`ENOUGH_PASSES`.
+PASSES_TOLERANCE = 0.01
+ENOUGH_PASSES = 20
+
+
+def _all_close(statement: str, a: torch.Tensor, b: torch.Tensor, atol: float = 1e-8) -> Claim:
+    """The claim that ``torch.allclose(a, b, atol=atol)``; the evidence is the largest difference."""
+    gap = float((a - b).abs().max())
+    return Claim(statement, torch.allclose(a, b, atol=atol), f"largest difference {gap:.2g}")
+
+
+def _in_every(statement: str, cases: dict[str, bool], unit: str = "runs") -> Claim:
+    """The claim that every case holds; the evidence counts them and names those that do not."""
+    failed = [name for name, holds in cases.items() if not holds]
+    evidence = f"{len(cases) - len(failed)} of {len(cases)} {unit}"
+    if failed:
+        evidence += "; not: " + ", ".join(failed)
+    return Claim(statement, not failed, evidence)
+
+
+def prediction_claims(pred: MCPrediction, eval_error: float, mc_error: float) -> list[Claim]:
+    r"""What the chapter's first section checks on the test digits' :math:`T` passes.
+
+    The predictive entropy is the expected entropy plus the mutual information (to ``1e-5`` nats),
+    the mutual information is never negative, the predictive mean is the average of the passes, and
+    the two predictions' error rates (evaluation mode, ``eval_error``; MC, ``mc_error``) differ by
+    less than :data:`ERROR_GAP`.
+
+    Example:
+        >>> samples = torch.tensor([[[0.9, 0.1]], [[0.5, 0.5]]])
+        >>> [c.holds for c in prediction_claims(MCPrediction(samples), 0.02, 0.025)]
+        [True, True, True, True]
+    """
+    total = pred.expected_entropy + pred.mutual_information
+    information = pred.mutual_information
+    return [
+        _all_close(
+            "the entropy is the expected entropy plus the MI",
+            total,
+            pred.predictive_entropy,
+            atol=1e-5,
+        ),
+        Claim(
+            "the mutual information is never negative",
+            bool((information >= 0).all()),
+            f"smallest {float(information.min()):.4g} >= 0",
+        ),
+        _all_close("the predictive mean averages the passes", pred.mean, pred.samples.mean(dim=0)),
+        below("MC and evaluation mode err about as often", abs(mc_error - eval_error), ERROR_GAP),
+    ]
+
+
+def batchnorm_claims(
+    batchnorm_modes: Sequence[bool], moved: Sequence[str], restored: bool, changes: dict[str, float]
+) -> list[Claim]:
+    """``mc_predict`` samples only the dropout layers, leaves the model as it was, ignores the batch.
+
+    Args:
+        batchnorm_modes: the ``training`` flag of a BatchNorm layer at each of its forward calls
+            during ``mc_predict`` (:data:`BN_CALLS` of them in the chapter).
+        moved: the names of the buffers that ``mc_predict`` changed.
+        restored: whether every module got its mode back.
+        changes: for ``"mc_predict"`` and ``"naive"``, how much other companions in the batch change
+            a digit's probabilities (largest absolute difference).
+
+    Example:
+        >>> claims = batchnorm_claims([False] * 40, [], True, {"mc_predict": 0.0, "naive": 0.2})
+        >>> all(c.holds for c in claims)
+        True
+    """
+    modes = list(batchnorm_modes)
+    return [
+        Claim(
+            "BatchNorm runs in evaluation mode in every pass",
+            len(modes) == BN_CALLS and not any(modes),
+            f"{sum(modes)} of {len(modes)} calls in training mode, {BN_CALLS} calls expected",
+        ),
+        Claim(
+            "mc_predict leaves the statistics and the modes as they were",
+            not moved and restored,
+            f"buffers changed: {list(moved)}; every mode restored: {restored}",
+        ),
+        Claim(
+            "with mc_predict a digit's probabilities do not depend on the batch",
+            changes["mc_predict"] == 0.0,
+            f"change {changes['mc_predict']:.4g} = 0",
+        ),
+        above("the naive version's probabilities do", changes["naive"], 0.01),
+    ]
+
+
+def failure_claims(calls: int, left_training: Sequence[str]) -> list[Claim]:
+    """When a forward pass raises (on call :data:`FAILING_CALL`), every module gets its mode back.
+
+    Example:
+        >>> [c.holds for c in failure_claims(3, ["model"])]
+        [True, False]
+    """
+    left = list(left_training)
+    return [
+        Claim(
+            "the exception stopped mc_predict at the failing pass",
+            calls == FAILING_CALL,
+            f"{calls} forward calls, the failure on call {FAILING_CALL}",
+        ),
+        Claim(
+            "after the exception every module is back in evaluation mode",
+            not left,
+            f"modules left in training mode: {left}",
+        ),
+    ]
+
+
+def above_test_digits(run: dict[str, OODResult], name: str, attribute: str) -> bool:
+    """Is the mean ``attribute`` of set ``name`` higher than the test digits' in this run?
+
+    Example:
+        >>> run = {"test digits": OODResult("test digits", 0.3, 0.2, 0.1, 0.5, 0.5, 0.9),
+        ...        "x": OODResult("x", 0.2, 0.05, 0.15, 0.4, 0.7, 0.95)}
+        >>> [above_test_digits(run, "x", a) for a in ("mutual_information", "predictive_entropy")]
+        [True, False]
+    """
+    return getattr(run[name], attribute) > getattr(run["test digits"], attribute)
+
+
+def entropy_misses(runs: Sequence[dict[str, OODResult]]) -> dict[str, int]:
+    """For each OOD set, in how many runs its mean predictive entropy is *not* above the test digits'."""
+    return {
+        name: sum(not above_test_digits(run, name, "predictive_entropy") for run in runs)
+        for name in OOD_SETS[1:]
+    }
+
+
+def ood_claims(runs: Sequence[dict[str, OODResult]]) -> list[Claim]:
+    """The chapter's three findings on the OOD sets, each in every run (and one about all runs).
+
+    ``runs`` holds one :func:`ood_uncertainty` result per seed (the chapter's five). In every run:
+    the mutual information is higher on every OOD set than on the test digits and separates each of
+    them better than chance (AUROC above :data:`CHANCE`); the predictive entropy is higher on the
+    shifted digits and the Gaussian noise; on the rotated, shifted and inverted digits and the uniform
+    noise the mutual information separates better than the entropy, and single passes are at least
+    as confident there as on test digits; on Gaussian noise it is the other way round. Over all the
+    runs together, the entropy misses some OOD set at least once.
+    """
+    runs = list(runs)
+    ood = OOD_SETS[1:]
+    confident = ("rotated 45°", "shifted 2 px", "inverted", "uniform noise")
+
+    def cases(names: Sequence[str], test: Callable[[dict[str, OODResult], str], bool]) -> dict[str, bool]:
+        return {f"{name} in run {k}": bool(test(run, name)) for k, run in enumerate(runs) for name in names}
+
+    misses = sum(entropy_misses(runs).values())
+    gauss = ("Gaussian noise",)
+    return [
+        _in_every(
+            "the MI is higher on every OOD set than on the test digits",
+            cases(ood, lambda run, name: above_test_digits(run, name, "mutual_information")),
+            "sets and runs",
+        ),
+        _in_every(
+            "the MI separates every OOD set better than chance",
+            cases(ood, lambda run, name: run[name].auroc_mi > CHANCE),
+            "sets and runs",
+        ),
+        _in_every(
+            "the entropy is higher on the shifted digits and the Gaussian noise",
+            cases(
+                ("shifted 2 px",) + gauss,
+                lambda run, name: above_test_digits(run, name, "predictive_entropy"),
+            ),
+            "sets and runs",
+        ),
+        Claim(
+            "in some run the entropy misses an OOD set",
+            misses >= 1,
+            f"{misses} misses in {len(runs) * len(ood)} sets and runs",
+        ),
+        _in_every(
+            "the MI separates better where single passes are confident",
+            cases(confident, lambda run, name: run[name].auroc_mi > run[name].auroc_entropy),
+            "sets and runs",
+        ),
+        _in_every(
+            "there single passes are more confident than on test digits",
+            cases(confident, lambda run, name: not above_test_digits(run, name, "expected_entropy")),
+            "sets and runs",
+        ),
+        _in_every(
+            "on Gaussian noise the entropy separates better",
+            cases(gauss, lambda run, name: run[name].auroc_entropy > run[name].auroc_mi),
+        ),
+        _in_every(
+            "on Gaussian noise single passes hedge more than on test digits",
+            cases(gauss, lambda run, name: above_test_digits(run, name, "expected_entropy")),
+        ),
+    ]
+
+
+def sweep_summary(rotation: SweepResult, shifting: SweepResult) -> dict[str, float]:
+    """The numbers the chapter quotes from the two sweeps, under the names it glues them by.
+
+    ``rot_err_far``: the smallest error at the :data:`FAR_ANGLES`; ``rot_h_far``: the largest mean
+    entropy there; ``rot_err_30`` and ``rot_h_30``: error and entropy at :data:`MILD_ANGLE`;
+    ``shift1_err``: the error of the digits shifted one pixel right and down.
+
+    Example:
+        >>> angles, shifts = np.arange(0, 181, 15), np.arange(-3, 4)
+        >>> rotation = SweepResult(angles, angles / 180, angles / 360, angles / 100)
+        >>> shifting = SweepResult(shifts, shifts**2 / 9, shifts**2 / 9, np.abs(shifts) / 3)
+        >>> sweep_summary(rotation, shifting)["rot_err_far"]
+        0.6
+    """
+    angles = np.asarray(rotation.amounts)
+    far = (angles >= FAR_ANGLES[0]) & (angles <= FAR_ANGLES[1])
+    mild = int(np.flatnonzero(angles == MILD_ANGLE)[0])
+    one = int(np.flatnonzero(np.asarray(shifting.amounts) == 1)[0])
+    return {
+        "rot_err_far": float(rotation.error[far].min()),
+        "rot_h_30": float(rotation.predictive_entropy[mild]),
+        "rot_err_30": float(rotation.error[mild]),
+        "rot_h_far": float(rotation.predictive_entropy[far].max()),
+        "shift1_err": float(shifting.error[one]),
+    }
+
+
+def sweep_claims(rotation: SweepResult, shifting: SweepResult) -> list[Claim]:
+    """Uncertainty is not a distance: far-rotated digits are misclassified with less uncertainty.
+
+    Digits rotated by :data:`FAR_ANGLES` are misclassified at a rate above :data:`FAR_ERROR`, with a
+    lower mean entropy than at :data:`MILD_ANGLE`; every shift of one pixel or more costs more than
+    :data:`SHIFTED_ERROR` of the digits, and raises the mutual information above the unshifted one.
+    """
+    numbers = sweep_summary(rotation, shifting)
+    moved = np.asarray(shifting.amounts) != 0
+    far = f"{FAR_ANGLES[0]}-{FAR_ANGLES[1]}"
+    return [
+        above(f"digits rotated by {far} degrees are mostly misclassified", numbers["rot_err_far"], FAR_ERROR),
+        below(
+            f"there the network is less uncertain than at {MILD_ANGLE} degrees",
+            numbers["rot_h_far"],
+            numbers["rot_h_30"],
+        ),
+        above(
+            "a shift of one pixel already costs most digits",
+            float(shifting.error[moved].min()),
+            SHIFTED_ERROR,
+        ),
+        above(
+            "the MI rises at every shift",
+            float(shifting.mutual_information[moved].min()),
+            float(shifting.mutual_information[~moved].max()),
+        ),
+    ]
+
+
+def calibration_claims(calibration: dict[float, CalibrationResult]) -> list[Claim]:
+    """MC averaging lowers the confidence; it helps calibration at :data:`LOW_P` and hurts at :data:`HIGH_P`.
+
+    ``calibration`` maps drop probabilities (among them :data:`LOW_P` and :data:`HIGH_P`) to
+    :func:`calibration_experiment` results, as :func:`calibration_versus_p` returns them. At
+    :data:`LOW_P` evaluation mode is overconfident and MC averaging lowers the ECE; at :data:`HIGH_P`
+    it raises the ECE and the MC prediction is underconfident.
+    """
+    low, high = calibration[LOW_P], calibration[HIGH_P]
+    return [
+        _in_every(
+            "MC averaging lowers the confidence at every p",
+            {f"p = {p}": c.mc_confidence < c.eval_confidence for p, c in calibration.items()},
+            "drop probabilities",
+        ),
+        below(f"at p = {LOW_P} MC averaging lowers the ECE", low.mc_ece, low.eval_ece),
+        above(f"at p = {HIGH_P} it raises the ECE", high.mc_ece, high.eval_ece),
+        below(f"at p = {HIGH_P} the MC prediction is underconfident", high.mc_confidence, 1 - high.mc_error),
+        above(f"at p = {LOW_P} evaluation mode is overconfident", low.eval_confidence, 1 - low.eval_error),
+    ]
+
+
+def mixed_calibration_claims(results: Sequence[CalibrationResult]) -> list[Claim]:
+    """Over several seeds at one drop probability (the chapter's p = 0.25): MC averaging goes either way.
+
+    The claim that for some seed MC averaging lowers the ECE and for another it raises it.
+    """
+    lower = sum(c.mc_ece < c.eval_ece for c in results)
+    higher = sum(c.mc_ece > c.eval_ece for c in results)
+    return [
+        Claim(
+            "MC averaging lowers the ECE for some seed and raises it for another",
+            lower >= 1 and higher >= 1,
+            f"lower for {lower}, higher for {higher} of {len(results)} seeds",
+        )
+    ]
+
+
+def passes_enough(curve: PassesCurve, tolerance: float = PASSES_TOLERANCE) -> int:
+    """The smallest ``T`` from which every draw's error stays within ``tolerance`` of its error at the end.
+
+    The end is the largest ``T`` of the curve; the distances are :attr:`PassesCurve.deviation`.
+
+    Example:
+        >>> error = np.array([[0.3, 0.12, 0.1], [0.2, 0.1, 0.105]])
+        >>> passes_enough(PassesCurve(np.array([1, 10, 100]), error, error, error), tolerance=0.01)
+        100
+    """
+    deviation = curve.deviation
+    return int(next(t for k, t in enumerate(curve.passes) if (deviation[k:] <= tolerance).all()))
+
+
+def passes_claims(curve: PassesCurve) -> list[Claim]:
+    """How many passes: the error settles by :data:`ENOUGH_PASSES`, the entropy keeps growing with ``T``.
+
+    ``curve.passes`` must start at ``T = 1``. The error settles within :data:`PASSES_TOLERANCE` by
+    ``T =`` :data:`ENOUGH_PASSES` (:func:`passes_enough`); one pass errs more than twice as often as
+    the largest ``T``; the mean entropy grows with every step in ``T``; with one pass the mutual
+    information is exactly 0.
+    """
+    if int(curve.passes[0]) != 1:
+        raise ValueError(f"curve.passes must start at T = 1, got {curve.passes.tolist()}")
+    enough = passes_enough(curve)
+    steps = np.diff(curve.predictive_entropy.mean(axis=0))
+    single = curve.mutual_information[:, 0]
+    error = curve.error.mean(axis=0)
+    return [
+        Claim(
+            f"the error settles within {PASSES_TOLERANCE} by T = {ENOUGH_PASSES}",
+            enough <= ENOUGH_PASSES,
+            f"T = {enough} <= {ENOUGH_PASSES}",
+        ),
+        above(
+            f"one pass errs more than twice as often as {curve.passes[-1]} passes", error[0], 2 * error[-1]
+        ),
+        Claim(
+            "the mean entropy grows with every step in T",
+            bool((steps > 0).all()),
+            f"smallest step {steps.min():.4g} > 0",
+        ),
+        Claim(
+            "with one pass there is nothing to disagree",
+            bool((single == 0).all()),
+            f"largest MI at T = 1: {single.max():.4g} = 0",
+        ),
+    ]
