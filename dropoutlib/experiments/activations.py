@@ -28,7 +28,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from dropoutlib._modes import restored_modes
 from dropoutlib._validation import check_floating, check_positive_int, check_probability
+from dropoutlib.course.claims import Claim, above, below
 from dropoutlib.course.data import Split, load_digits
 from dropoutlib.course.models import mlp
 from dropoutlib.course.seeding import check_seed, seed_everything
@@ -43,17 +45,29 @@ __all__ = [
     "EVAL_EVERY",
     "HIDDEN",
     "LR",
+    "MID",
     "P",
     "STATISTICS",
     "ActivationRecorder",
     "ActivationRun",
     "ActivationTrace",
+    "accuracy_claims",
     "activation_experiment",
+    "active_unit_claims",
     "active_units",
+    "dead_counts",
+    "dead_unit_claims",
     "dead_units",
+    "growth",
+    "growth_claims",
     "hidden_modules",
+    "histogram_claims",
     "layer_activations",
     "layer_statistics",
+    "positive_means",
+    "predicted_train_variance",
+    "variance_claims",
+    "variances",
     "plot_histograms",
     "plot_trace",
 ]
@@ -68,6 +82,8 @@ BATCH_SIZE = 256
 LR = 1e-3
 #: Statistics are recorded every this many epochs (and before training).
 EVAL_EVERY = 3
+#: "The second half of training" runs from this epoch to the end.
+MID = EPOCHS // 2
 
 #: The per-layer statistics that :func:`layer_statistics` computes and a trace records.
 STATISTICS: tuple[str, ...] = ("active", "active_fraction", "mean", "std", "variance", "dead")
@@ -212,16 +228,13 @@ def layer_activations(
         module.register_forward_hook(lambda _m, _i, out: outputs.append(out.detach().clone()))
         for module in modules
     ]
-    modes = [module.training for module in model.modules()]
-    model.train(training)
     try:
-        with torch.no_grad():
+        with restored_modes(model), torch.no_grad():
+            model.train(training)
             model(x)
     finally:
         for handle in handles:
             handle.remove()
-        for module, mode in zip(model.modules(), modes, strict=True):
-            module.training = mode
     return outputs
 
 
@@ -325,13 +338,9 @@ class ActivationRecorder:
         """Run the model once on the probe in evaluation mode (restoring its mode) and record it."""
         if not self._handles:
             raise RuntimeError("use the recorder as a context manager: `with ActivationRecorder(...)`")
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            with torch.no_grad():
-                self.model(self.probe)
-        finally:
-            self.model.train(was_training)
+        with restored_modes(self.model), torch.no_grad():
+            self.model.eval()
+            self.model(self.probe)
 
     def trace(self, epochs: Sequence[int]) -> ActivationTrace:
         """The records as an :class:`ActivationTrace`, labelled with ``epochs`` (one per record)."""
@@ -421,14 +430,198 @@ def activation_experiment(
     with ActivationRecorder(model, data.x_test) as recorder:
         recorder.snapshot()
         history = fit(
-            model, data, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
-            progress=progress, eval_every=eval_every,
+            model,
+            data,
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+            seed=seed,
+            progress=progress,
+            eval_every=eval_every,
         )
     trace = recorder.trace([0, *history.epoch])
     activations = layer_activations(model, data.x_test)
     torch.manual_seed(seed)
     train_mode = layer_activations(model, data.x_test, training=True, after_dropout=True)
     return ActivationRun(p, seed, model, history, trace, activations, train_mode)
+
+
+# --- what the chapter measures on two runs, and its claims ------------------------------------------
+
+
+def growth(run: ActivationRun, statistic: str, mid: int = MID) -> np.ndarray:
+    r"""Relative change of a recorded statistic over the second half of training, per layer.
+
+    :math:`s_\text{end} / s_\text{mid} - 1`, with :math:`s_\text{mid}` the value at the recorded epoch
+    closest to ``mid``.
+
+    Example:
+        >>> trace = ActivationTrace(np.array([0, 2, 4]), (1,), {"std": np.array([[1.0], [2.0], [3.0]])})
+        >>> run = ActivationRun(0.0, 0, nn.Identity(), History(), trace, [], [])
+        >>> growth(run, "std", mid=2).tolist()
+        [0.5]
+    """
+    return run.trace[statistic][-1] / run.trace.at(mid, statistic) - 1
+
+
+def positive_means(run: ActivationRun) -> np.ndarray:
+    """The mean of each hidden layer's positive activations after training (evaluation mode)."""
+    return np.array([A[A > 0].mean().item() for A in run.activations])
+
+
+def dead_counts(run: ActivationRun) -> np.ndarray:
+    """The number of dead units of each hidden layer after training, on the test set."""
+    return np.array([int(dead_units(A).sum()) for A in run.activations])
+
+
+def variances(activations: Sequence[torch.Tensor]) -> np.ndarray:
+    """The variance of all entries of each layer's activations (population variance, in float64)."""
+    return np.array([A.double().var(correction=0).item() for A in activations])
+
+
+def predicted_train_variance(run: ActivationRun) -> float:
+    r"""The training-mode variance of what the first hidden layer passes on, predicted from evaluation mode.
+
+    The first layer's activations :math:`a` are the same in both modes (its inputs are never
+    dropped); in training mode it passes on :math:`y = m a / q`, whose mask adds
+    :math:`a^2 p / q` of variance to every entry. So the prediction is the evaluation-mode variance
+    plus :math:`\frac{p}{q}\,\overline{a^2}`.
+    """
+    first = run.activations[0].double()
+    return float(variances(run.activations)[0] + run.p / (1 - run.p) * first.pow(2).mean().item())
+
+
+def _numbers(values: Any, digits: int = 4) -> str:
+    return ", ".join(f"{v:.{digits}g}" for v in np.ravel(values))
+
+
+def _every(statement: str, values: Any, bounds: Any, relation: str = "<") -> Claim:
+    """The claim that ``values < bounds`` (or ``>``) holds in every entry, per layer."""
+    values, bounds = np.asarray(values, dtype=float), np.asarray(bounds, dtype=float)
+    holds = (values < bounds) if relation == "<" else (values > bounds)
+    return Claim(statement, bool(holds.all()), f"{_numbers(values)} {relation} {_numbers(bounds)}")
+
+
+def accuracy_claims(baseline: ActivationRun, dropped: ActivationRun) -> list[Claim]:
+    """Both runs start from the same weights, and both classify the test digits well, within a point.
+
+    Example:
+        >>> base = activation_experiment(0.0, hidden=(8,), epochs=1)
+        >>> accuracy_claims(base, base)[0].holds
+        True
+    """
+    same = all(
+        np.array_equal(baseline.trace[name][0], dropped.trace[name][0])
+        for name in ("active", "mean", "std", "dead")
+    )
+    accuracies = [baseline.history.test_acc[-1], dropped.history.test_acc[-1]]
+    return [
+        Claim("both runs start from the same weights", same, "the same statistics at epoch 0"),
+        _every("both networks classify more than 95% of the test digits", accuracies, 0.95, ">"),
+        below(
+            "the two test accuracies are within one percentage point",
+            abs(accuracies[1] - accuracies[0]),
+            0.01,
+        ),
+    ]
+
+
+def active_unit_claims(baseline: ActivationRun, dropped: ActivationRun, mid: int = MID) -> list[Claim]:
+    """Dropout leaves fewer active units per example, and keeps shedding them; the baseline holds steady."""
+    base_active, drop_active = baseline.trace["active"][-1], dropped.trace["active"][-1]
+    deeper = dropped.trace["active"][:, 1:]
+    return [
+        _every("dropout leaves fewer active units per example in every layer", drop_active, base_active),
+        _every(
+            "with dropout the count keeps falling in the second half",
+            drop_active,
+            dropped.trace.at(mid, "active"),
+        ),
+        _every("with dropout the deeper layers first gain active units", deeper.max(axis=0), deeper[0], ">"),
+        _every(
+            "without dropout the count changes by less than 2% in the second half",
+            np.abs(growth(baseline, "active", mid)),
+            0.02,
+        ),
+    ]
+
+
+def growth_claims(baseline: ActivationRun, dropped: ActivationRun, mid: int = MID) -> list[Claim]:
+    """The activations grow with and without dropout; with dropout they are smaller (layers 2 and 3).
+
+    The growth is the relative change over the second half of training (:func:`growth`); the levels
+    are those at the end of training.
+    """
+    base_std, drop_std = growth(baseline, "std", mid), growth(dropped, "std", mid)
+    base_end, drop_end = baseline.trace["std"][-1], dropped.trace["std"][-1]
+    return [
+        _every("without dropout the mean grows in every layer", growth(baseline, "mean", mid), 0.0, ">"),
+        _every("without dropout the standard deviation grows in every layer", base_std, 0.0, ">"),
+        _every("with dropout it grows in every layer too: it does not level off", drop_std, 0.0, ">"),
+        _every("with dropout it grows at least 0.8 times as fast (relative)", drop_std, 0.8 * base_std, ">"),
+        above("in the last layer (layer 3) it grows faster with dropout", drop_std[-1], base_std[-1]),
+        _every(
+            "the mean is lower with dropout in every layer",
+            dropped.trace["mean"][-1],
+            baseline.trace["mean"][-1],
+        ),
+        _every("the standard deviation is lower with dropout in layers 2 and 3", drop_end[1:], base_end[1:]),
+        below(
+            "in layer 1 the two standard deviations are within 5%",
+            abs(drop_end[0] / base_end[0] - 1),
+            0.05,
+        ),
+    ]
+
+
+def histogram_claims(baseline: ActivationRun, dropped: ActivationRun) -> list[Claim]:
+    """With dropout the positive activations are smaller, in every layer (:func:`positive_means`)."""
+    return [
+        _every(
+            "the positive activations are smaller with dropout in every layer",
+            positive_means(dropped),
+            positive_means(baseline),
+        )
+    ]
+
+
+def dead_unit_claims(baseline: ActivationRun, dropped: ActivationRun) -> list[Claim]:
+    """Dropout leaves fewer dead units, and no unit of the first layer dies (:func:`dead_counts`)."""
+    base_dead, drop_dead = dead_counts(baseline), dead_counts(dropped)
+    return [
+        below("dropout leaves fewer dead units", int(drop_dead.sum()), int(base_dead.sum())),
+        Claim(
+            "no unit of layer 1 dies, with or without dropout",
+            bool(base_dead[0] == 0 and drop_dead[0] == 0),
+            f"{base_dead[0]} and {drop_dead[0]} dead",
+        ),
+    ]
+
+
+def variance_claims(baseline: ActivationRun, dropped: ActivationRun) -> list[Claim]:
+    r"""Smaller in evaluation mode (layers 2 and 3), larger in training mode, as :math:`a^2 p/q` predicts.
+
+    The training-mode variances are those of ``dropped.train_mode_activations`` (one draw of the
+    masks); layer 1's must match :func:`predicted_train_variance` within 5%.
+    """
+    base_eval, drop_eval = variances(baseline.activations), variances(dropped.activations)
+    train = variances(dropped.train_mode_activations)
+    predicted = predicted_train_variance(dropped)
+    return [
+        below(
+            "layer 1's training-mode variance matches var + (p/q) mean(a^2) within 5%",
+            abs(train[0] / predicted - 1),
+            0.05,
+        ),
+        _every("dropout's noise raises the variance in training mode", train, drop_eval, ">"),
+        above("layer 1's variance more than doubles (p = 0.5)", train[0], 2 * drop_eval[0]),
+        _every("in training mode the dropout network varies more than the baseline", train, base_eval, ">"),
+        _every(
+            "in evaluation mode the variance is lower with dropout in layers 2 and 3",
+            drop_eval[1:],
+            base_eval[1:],
+        ),
+    ]
 
 
 def plot_trace(
@@ -506,8 +699,12 @@ def plot_histograms(
             positive = values[values > 0]
             zeros = 1.0 - positive.size / values.size
             ax.hist(
-                positive, bins=edges, weights=np.full(positive.size, 1.0 / values.size),
-                histtype="step", lw=1.8, color=None if colors is None else colors[k],
+                positive,
+                bins=edges,
+                weights=np.full(positive.size, 1.0 / values.size),
+                histtype="step",
+                lw=1.8,
+                color=None if colors is None else colors[k],
                 label=f"{run.label}: {zeros:.0%} zeros",
             )
         ax.set_title(f"layer {layer + 1} ({widths[layer]} units)")

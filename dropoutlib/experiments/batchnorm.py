@@ -25,6 +25,9 @@ The pieces:
   layer's input in training and in evaluation mode, next to the BN's running variance.
 - :func:`recalibrate_batchnorm` re-estimates the running statistics with dropout switched off.
 - :func:`batchnorm_experiment` trains one network on the digits and measures all of the above.
+- The ``*_claims`` functions (:func:`feature_claims`, :func:`shallow_shift_claims`, ...) turn what the
+  chapter measured into the claims its prose makes, each with its threshold; the chapter's check cells
+  and ``tests/chapters/test_batchnorm_claims.py`` call the same functions.
 
 Notation: ``p`` is the probability of dropping a unit, ``q = 1 - p`` the probability of keeping it.
 (Li et al. write :math:`p` for the keep probability.)
@@ -51,6 +54,7 @@ from dropoutlib._validation import (
     check_probability,
     check_widths,
 )
+from dropoutlib.course.claims import Claim, above, below
 from dropoutlib.course.data import Split, load_digits
 from dropoutlib.course.seeding import check_seed, seed_everything
 from dropoutlib.course.train import History, evaluate, fit
@@ -71,11 +75,20 @@ __all__ = [
     "batchnorm_experiment",
     "batchnorm_layers",
     "batchnorm_mlp",
+    "deep_cost_claims",
+    "feature_claims",
     "measure_variance_shift",
+    "median_relative_error",
     "mixed_train_variance",
     "recalibrate_batchnorm",
+    "recalibration_claims",
+    "shallow_cost_claims",
+    "shallow_shift_claims",
     "shift_versus_p",
+    "stack_claims",
+    "sweep_claims",
     "train_mode_variance",
+    "uncorrelated_ratio",
     "variance_shift_ratio",
 ]
 
@@ -181,6 +194,16 @@ def variance_shift_ratio(mean: Any, var: Any, p: float) -> Any:
     if zero:
         raise ValueError("var must be positive: the ratio is undefined for a constant feature")
     return train_mode_variance(mean, var, p) / var
+
+
+def median_relative_error(measured: torch.Tensor, predicted: torch.Tensor) -> float:
+    r"""How far a measurement is from a formula: the median over features of :math:`|m_j / f_j - 1|`.
+
+    Example:
+        >>> median_relative_error(torch.tensor([1.0, 3.0, 5.0]), torch.tensor([1.0, 2.0, 4.0]))
+        0.25
+    """
+    return float((measured / predicted - 1).abs().median())
 
 
 # --- the networks --------------------------------------------------------------------------------------
@@ -529,6 +552,35 @@ def mixed_train_variance(activations: torch.Tensor, weight: torch.Tensor, p: flo
     return signal + (1.0 - q) / q * noise
 
 
+def uncorrelated_ratio(activations: torch.Tensor, weight: torch.Tensor, p: float) -> float:
+    r"""The median train/eval variance ratio after ``Linear(dropout(a))`` if the units were uncorrelated.
+
+    If the units :math:`a_i` were uncorrelated, output :math:`j` of the dense layer would have the
+    evaluation-mode variance :math:`\sum_i W_{ji}^2 \sigma_i^2` and, with dropout before it, the
+    training-mode variance :math:`\sum_i W_{ji}^2 \big(\sigma_i^2/q + (p/q)\,\mu_i^2\big)`
+    (:func:`train_mode_variance` unit by unit), with :math:`\mu_i, \sigma_i^2` the mean and the
+    variance of :math:`a_i` over the examples. This returns the median over the outputs of the ratio
+    of the two. Against the ratio of :func:`mixed_train_variance`, which keeps the units'
+    covariances, it shows how much the correlations shrink the shift.
+
+    Args:
+        activations: shape ``(n, in)``, the units before dropout.
+        weight: shape ``(out, in)``, the dense layer's weight.
+        p: drop probability in ``[0, 1)``.
+
+    Example:
+        >>> a = torch.tensor([[1.0, 0.0], [3.0, 2.0]])  # variances 1 and 1, means 2 and 1
+        >>> uncorrelated_ratio(a, torch.tensor([[1.0, 1.0]]), 0.5)  # (2 + 4 + 2 + 1) / 2
+        4.5
+    """
+    check_floating(activations, "activations")
+    check_floating(weight, "weight")
+    p = _check_keep(p)
+    a, w = activations.detach().double(), weight.detach().double()
+    independent = (w**2) @ (a.var(dim=0, correction=0) / (1 - p) + p / (1 - p) * a.mean(dim=0) ** 2)
+    return float((independent / ((w**2) @ a.var(dim=0, correction=0))).median())
+
+
 # --- the fix --------------------------------------------------------------------------------------------
 
 
@@ -580,22 +632,20 @@ def recalibrate_batchnorm(model: nn.Module, x: torch.Tensor, *, batch_size: int 
             f"every batch needs at least two examples for BN to have a variance: got {len(x)} examples "
             f"in batches of batch_size={batch_size!r}"
         )
-    modes = [module.training for module in model.modules()]
     momenta = [layer.momentum for layer in layers]
-    try:
-        model.eval()
-        for layer in layers:
-            layer.reset_running_stats()
-            layer.momentum = None
-            layer.train()
-        with torch.no_grad():
-            for start in range(0, len(x), step):
-                model(x[start : start + step])
-    finally:
-        for layer, momentum in zip(layers, momenta, strict=True):
-            layer.momentum = momentum
-        for module, mode in zip(model.modules(), modes, strict=True):
-            module.training = mode
+    with restored_modes(model):
+        try:
+            model.eval()
+            for layer in layers:
+                layer.reset_running_stats()
+                layer.momentum = None
+                layer.train()
+            with torch.no_grad():
+                for start in range(0, len(x), step):
+                    model(x[start : start + step])
+        finally:
+            for layer, momentum in zip(layers, momenta, strict=True):
+                layer.momentum = momentum
     return model
 
 
@@ -701,3 +751,232 @@ def batchnorm_experiment(
         recalibrated_loss,
         shift,
     )
+
+
+# --- the chapter's claims -------------------------------------------------------------------------------
+
+
+def _first_p(run: BatchNormRun) -> float:
+    """The drop probability of the run's first dropout layer."""
+    return run.p if isinstance(run.p, float) else run.p[0]
+
+
+def _within(statement: str, values: Any, target: Any, **tolerance: float) -> Claim:
+    """The claim that ``np.allclose(values, target, **tolerance)``, with the largest deviation shown."""
+    values = np.asarray(values, dtype=float)
+    target = np.broadcast_to(np.asarray(target, dtype=float), values.shape)
+    holds = bool(np.allclose(values, target, **tolerance))
+    if "rtol" in tolerance:
+        worst = float(np.max(np.abs(values - target) / np.abs(target)))
+        return Claim(statement, holds, f"largest relative deviation {worst:.4g} <= {tolerance['rtol']:g}")
+    worst = float(np.max(np.abs(values - target)))
+    return Claim(statement, holds, f"largest deviation {worst:.4g} <= {tolerance['atol']:g}")
+
+
+def feature_claims(
+    mu: float, sigma2: float, p: float, y_train: torch.Tensor, running_var: float, out_eval: torch.Tensor
+) -> list[Claim]:
+    r"""One feature through dropout, then BN: the simulation agrees with the formula.
+
+    ``y_train`` is the training-mode output of ``nn.Dropout(p)`` on a feature of mean ``mu`` and
+    variance ``sigma2``; ``running_var`` the running variance a BN layer after it learned in training
+    mode; ``out_eval`` that BN's evaluation-mode output. With :math:`v` =
+    :func:`train_mode_variance` ``(mu, sigma2, p)``, the claims are: the variance of ``y_train`` is
+    :math:`v` and its mean :math:`\mu`; the running variance is :math:`v`; and the evaluation-mode
+    output's standard deviation is :math:`\sqrt{\sigma^2 / v}` instead of 1 (relative errors below 2%,
+    5% and 5%, the mean within 0.01).
+
+    Example:
+        >>> y = torch.tensor([0.0, 2.0, 0.0, 2.0])  # mean 1, variance 4/3: sigma^2 = 1/6 at p = 0.5
+        >>> [c.holds for c in feature_claims(1.0, 1 / 6, 0.5, y, 4 / 3, torch.tensor([0.0, 1.0]))]
+        [True, True, True, False]
+    """
+    predicted = train_mode_variance(mu, sigma2, p)
+    expected_std = (sigma2 / predicted) ** 0.5
+    return [
+        below(
+            "the training-mode variance matches the formula (relative error)",
+            abs(y_train.var().item() / predicted - 1),
+            0.02,
+        ),
+        below("inverted dropout keeps the mean (|mean - mu|)", abs(y_train.mean().item() - mu), 0.01),
+        below(
+            "BN stores the training-mode variance (relative error)", abs(running_var / predicted - 1), 0.05
+        ),
+        below(
+            "BN's test-time output shrinks to std sqrt(sigma^2 / v) (relative error)",
+            abs(out_eval.std().item() / expected_std - 1),
+            0.05,
+        ),
+    ]
+
+
+def shallow_shift_claims(shallow: BatchNormRun) -> list[Claim]:
+    r"""The shift in the three-block network: the formula predicts BN 1, and every BN layer is shifted.
+
+    BN layer 1's per-feature ratios follow :func:`variance_shift_ratio` with each feature's own mean
+    and variance (median relative error below 5%); every layer's median ratio exceeds 1.2; and the
+    running variance is the training-mode variance (within 10%).
+    """
+    shift = shallow.shift
+    predicted = variance_shift_ratio(shift.eval_mean[0], shift.eval_var[0], _first_p(shallow))
+    return [
+        below(
+            "BN 1's ratios follow the formula (median relative error)",
+            median_relative_error(shift.per_feature(0), predicted),
+            0.05,
+        ),
+        above(
+            "every BN layer sees a larger variance in training mode (smallest ratio)",
+            shift.ratio().min(),
+            1.2,
+        ),
+        _within(
+            "the running variance is the training-mode variance, within 10%",
+            shift.ratio("running"),
+            shift.ratio(),
+            rtol=0.1,
+        ),
+    ]
+
+
+def sweep_claims(
+    shallow: BatchNormRun, ps: Sequence[float], sweep: np.ndarray, many: VarianceShift
+) -> list[Claim]:
+    r"""The shift against ``p`` (:func:`shift_versus_p`), and the measurement with more masks.
+
+    ``sweep`` is :func:`shift_versus_p` of ``shallow.model`` for the drop probabilities ``ps``;
+    ``many`` is :func:`measure_variance_shift` on the training set repeated (several masks per
+    example). BN layer 1's median ratio follows the median of the formula at every ``p`` (worst
+    relative error below 5%) and grows with ``p``; and with more masks per example the measured
+    ratios come closer to the formula than with one.
+    """
+    shift = shallow.shift
+    mean, var = shift.eval_mean[0], shift.eval_var[0]
+    formula = [float(variance_shift_ratio(mean, var, p).median()) for p in ps]
+    worst = max(abs(sweep[i, 0] / formula[i] - 1) for i in range(len(ps)))
+    predicted = variance_shift_ratio(mean, var, _first_p(shallow))
+    first = sweep[:, 0]
+    return [
+        below("BN 1's shift follows the formula at every p (worst relative error)", worst, 0.05),
+        Claim(
+            "BN 1's shift grows with p",
+            bool((np.diff(first) > 0).all()),
+            "ratios " + ", ".join(f"{value:.3f}" for value in first),
+        ),
+        below(
+            "more masks per example bring the measurement closer to the formula (median error)",
+            median_relative_error(many.per_feature(0), predicted),
+            median_relative_error(shift.per_feature(0), predicted),
+        ),
+    ]
+
+
+def shallow_cost_claims(shallow: BatchNormRun) -> list[Claim]:
+    """In the three-block network the shift costs at most one point of test accuracy."""
+    gap = abs(shallow.recalibrated_acc - shallow.test_acc)
+    return [
+        Claim(
+            "3 blocks: re-estimating the statistics changes the accuracy by at most one point",
+            gap <= 0.01,
+            f"|{shallow.recalibrated_acc:.4f} - {shallow.test_acc:.4f}| = {gap:.4f} <= 0.01",
+        )
+    ]
+
+
+def deep_cost_claims(deep: BatchNormRun, last: BatchNormRun) -> list[Claim]:
+    """The eight-block network: the shift compounds and costs accuracy; dropout after the last BN fixes both.
+
+    ``deep`` has dropout before every BN (``"dropout-bn"``), ``last`` one dropout after the last BN
+    (``"last"``), both with :data:`HIDDEN`. The shift grows with depth (the last four layers' ratios all
+    above the first's, the largest above 2.5); the deep network fits its training set poorly (final
+    objective above 1); re-estimating its statistics recovers at least 2.5 points; ``last`` classifies
+    more than 94% of the test digits, has no shift (every ratio within 0.1 of 1), beats the re-estimated
+    deep network by more than 20 points, and its means drift less than half as much as the deep one's
+    last layer.
+    """
+    ratios, drift = deep.shift.ratio(), deep.shift.mean_shift()
+    gain = deep.recalibrated_acc - deep.test_acc
+    return [
+        above("the shift grows with depth (last four layers vs the first)", ratios[-4:].min(), ratios[0]),
+        above("the shift grows with depth (largest ratio)", ratios.max(), 2.5),
+        above("the deep network fits the training set poorly (objective)", deep.history.objective[-1], 1.0),
+        Claim(
+            "re-estimated statistics recover at least 2.5 points",
+            gain >= 0.025,
+            f"{deep.test_acc:.4f} -> {deep.recalibrated_acc:.4f}, {gain:.4f} >= 0.025",
+        ),
+        above("dropout after the last BN classifies more than 94% correctly", last.test_acc, 0.94),
+        _within("with no dropout before a BN, no shift", last.shift.ratio(), 1.0, atol=0.1),
+        above(
+            "the last order is far better than the re-estimated deep network (gap)",
+            last.test_acc - deep.recalibrated_acc,
+            0.2,
+        ),
+        above(
+            "the deep drift exceeds twice the lag of the last order's",
+            drift[-1],
+            2 * last.shift.mean_shift().max(),
+        ),
+    ]
+
+
+def recalibration_claims(fixed: VarianceShift, fixed_acc: float, deep: BatchNormRun) -> list[Claim]:
+    """After :func:`recalibrate_batchnorm`, the running variance matches the test-time input.
+
+    ``fixed`` is :func:`measure_variance_shift` of a re-estimated copy of ``deep.model``, ``fixed_acc``
+    that copy's test accuracy. Every BN's running/eval ratio is within 0.02 of 1, and the accuracy is
+    exactly that of ``deep.recalibrated`` (the same computation).
+    """
+    return [
+        _within(
+            "the running variance now matches the test-time input", fixed.ratio("running"), 1.0, atol=0.02
+        ),
+        Claim(
+            "the same accuracy as batchnorm_experiment's re-estimated copy",
+            fixed_acc == deep.recalibrated_acc,
+            f"{fixed_acc!r} == {deep.recalibrated_acc!r}",
+        ),
+    ]
+
+
+def stack_claims(stack: BatchNormRun, x_train: torch.Tensor) -> list[Claim]:
+    r"""The 004 notebook's Dense-BN-ReLU-Dropout stack: a small shift, predicted by the mixing formula.
+
+    ``stack`` is the ``"bn-dropout"`` run with :data:`STACK_004_HIDDEN` and :data:`STACK_004_P`, and
+    ``x_train`` its training inputs. The first BN has no shift (ratio within :math:`10^{-6}` of 1); the
+    later ones a small one (every ratio between 1.02 and 1.5); :func:`mixed_train_variance` on the first
+    block's ReLU outputs predicts BN 2's training-mode variance (median relative error below 5%); units
+    treated as uncorrelated (:func:`uncorrelated_ratio`) would give a ratio more than 0.3 larger; and
+    re-estimating the statistics changes the test accuracy by at most one point.
+    """
+    model, p = stack.model, _first_p(stack)
+    with torch.no_grad():
+        activations = model[:3](x_train)  # the first block's ReLU outputs, evaluation mode
+    predicted = mixed_train_variance(activations, model[4].weight, p)
+    ratios = stack.shift.ratio()
+    later = ratios[1:]
+    gap = abs(stack.recalibrated_acc - stack.test_acc)
+    return [
+        below("the first BN sees no dropout: no shift (|ratio - 1|)", abs(ratios[0] - 1), 1e-6),
+        Claim(
+            "the later BN layers see a small shift (ratios between 1.02 and 1.5)",
+            bool((later > 1.02).all() and (later < 1.5).all()),
+            "ratios " + ", ".join(f"{value:.3f}" for value in later),
+        ),
+        below(
+            "the formula predicts BN 2's variance (median relative error)",
+            median_relative_error(stack.shift.train_var[1], predicted),
+            0.05,
+        ),
+        above(
+            "correlated units shrink the shift a lot (uncorrelated ratio vs BN 2's + 0.3)",
+            uncorrelated_ratio(activations, model[4].weight, p),
+            ratios[1] + 0.3,
+        ),
+        Claim(
+            "re-estimating the statistics changes the accuracy by at most one point",
+            gap <= 0.01,
+            f"|{stack.recalibrated_acc:.4f} - {stack.test_acc:.4f}| = {gap:.4f} <= 0.01",
+        ),
+    ]

@@ -1,31 +1,47 @@
-r"""Small networks that each contain one classic dropout bug, next to the same network done right.
+r"""Chapter 11's dropout bugs: small networks that each hold one, and what each one costs on the digits.
 
-Chapter 11 trains these on the digits to measure what each bug costs, and
-:mod:`dropoutlib.diagnostics` is tested against them: each check must fire on its bug and stay quiet on
-the correct twin. Every builder takes ``(in_features, hidden, out_features, p)`` like
-:func:`~course.mlp`; ``hidden`` is a sequence of widths, or one int ``h`` for two hidden layers of
-width ``h`` (two layers of the same width are what makes "one mask shared by layers" visible).
+The module has two halves. The **models**: each builder holds one classic dropout bug, next to the same
+network done right, and :mod:`dropoutlib.diagnostics` is tested against them (each check must fire on
+its bug and stay quiet on the correct twin). Every builder takes ``(in_features, hidden, out_features,
+p)`` like :func:`~course.mlp`; ``hidden`` is a sequence of widths, or one int ``h`` for two hidden
+layers of width ``h`` (two layers of the same width are what makes "one mask shared by layers"
+visible). The **experiments**: each trains a network with one bug next to its correct twin and returns
+what it measured in a small dataclass.
 
-The bugs, and what holds each one:
+The bugs, what holds each one, and the experiment that measures it:
 
 - **Dropout left on at test time.** :class:`FunctionalDropoutMLP` with ``respect_training=False`` calls
   ``F.dropout(h, p)``, whose ``training`` argument defaults to ``True``: ``model.eval()`` does not turn it
   off. (Forgetting ``model.eval()`` altogether needs no class: evaluate any model left in training mode.)
+  :func:`mode_bug_effect` trains one network and predicts its test set in evaluation mode and,
+  repeatedly, with dropout on, in both ways.
 - **One mask or random key reused.** :class:`ReusedMaskMLP` with ``reuse="steps"`` draws every mask from a
   generator re-seeded with the same key on every call (the same units are dropped on every step), and
   with ``reuse="layers"`` gives every layer the same key on a call (layers of one width drop the same
   units). This is the PyTorch form of passing one JAX/Flax ``rng`` to every ``nn.Dropout`` and to every
-  minibatch of an epoch.
+  minibatch of an epoch. :func:`reused_mask_effect` trains both against fresh masks and no dropout.
 - **Keep probability passed as the drop probability.** Needs no class: ``mlp(..., p=0.8)`` where a keep
-  probability of 0.8 (``p = 0.2``) was meant. :class:`KeepProbDropout` is the same confusion *inside* a
-  hand-written layer: it keeps each unit with probability ``p``.
+  probability of 0.8 (``p = 0.2``) was meant; :func:`keep_prob_effect` trains both.
+  :class:`KeepProbDropout` is the same confusion *inside* a hand-written layer: it keeps each unit with
+  probability ``p``.
 - **Dropout on the output.** :func:`mlp_with_output_dropout` appends ``nn.Dropout(p)`` after the last
   ``Linear``: in training, a fraction ``p`` of the predictions is zeroed and the rest multiplied by
-  ``1/q``.
+  ``1/q``. :func:`output_dropout_effect` trains it on :func:`digits_value_regression`; in evaluation
+  mode it predicts about ``q`` times the target (see the function's docstring for the derivation).
 - **Monte Carlo dropout that also switches BatchNorm to training mode.** :func:`bn_mlp` builds
   Linear-BatchNorm-ReLU-Dropout blocks; :func:`naive_mc_predict` calls ``model.train()`` (BatchNorm then
   normalizes with the statistics of the test batch and overwrites its running statistics), whereas
   :func:`careful_mc_predict` switches only the dropout layers to training mode.
+  :func:`mc_batchnorm_effect` measures predictions that depend on the other examples of the batch and
+  running statistics overwritten by one request.
+
+Every experiment trains its networks the same way, through one helper: each is built right after
+``seed_everything(seed)`` (so twins whose layers agree start from the same weights) and trained by
+:func:`~course.fit` (Adam, one thread) on the same minibatches. The results are deterministic given
+``seed``, which fixes the digits' training/test split, the initial weights, the minibatch order and
+every dropout mask. The ``*_claims`` functions turn the measurements into the claims the chapter makes,
+each threshold written once: the chapter's check cells and ``tests/chapters/test_bugs_claims.py`` call
+them.
 
 Notation: ``p`` is the probability of dropping a unit, ``q = 1 - p`` the probability of keeping it.
 """
@@ -33,8 +49,9 @@ Notation: ``p`` is the probability of dropping a unit, ``q = 1 - p`` the probabi
 from __future__ import annotations
 
 import copy
+import functools
 import numbers
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +62,7 @@ from torch import nn
 
 from dropoutlib._modes import restored_modes
 from dropoutlib._validation import check_bool, check_floating, check_positive_int, check_probability
+from dropoutlib.course.claims import Claim, above, below
 from dropoutlib.course.data import Split, load_digits
 from dropoutlib.course.models import mlp
 from dropoutlib.course.seeding import check_seed, seed_everything
@@ -53,20 +71,31 @@ from dropoutlib.experiments.batchnorm import batchnorm_mlp
 from dropoutlib.nn.dropout import dropout
 
 __all__ = [
+    "EXPECTED_FAILURES",
     "REUSE_MODES",
     "REUSE_VARIANTS",
     "bn_mlp",
     "careful_mc_predict",
+    "companion_claims",
+    "detection_claims",
+    "diagnose_claims",
     "digits_value_regression",
     "fresh_mask_loss",
+    "functional_claims",
+    "keep_prob_claims",
     "keep_prob_effect",
+    "layers_claims",
+    "mc_batchnorm_claims",
     "mc_batchnorm_effect",
     "mlp_with_output_dropout",
     "mode_bug_effect",
+    "mode_claims",
     "naive_mc_predict",
+    "output_dropout_claims",
     "output_dropout_effect",
     "reused_mask_effect",
     "shrinkage",
+    "steps_claims",
     "FunctionalDropoutMLP",
     "KeepProbDropout",
     "KeepProbEffect",
@@ -77,6 +106,8 @@ __all__ = [
     "ReusedMaskMLP",
     "ReusedMaskRun",
 ]
+
+# --- the models -----------------------------------------------------------------------------------
 
 #: The values of ``ReusedMaskMLP(reuse=...)``: the two bugs, and ``None`` for correct fresh masks.
 REUSE_MODES: tuple[str | None, ...] = ("steps", "layers", None)
@@ -425,6 +456,9 @@ def careful_mc_predict(model: nn.Module, x: torch.Tensor, samples: int) -> torch
             layer.train()
         return _mean_softmax(model, x, samples)
 
+
+# --- the experiments ------------------------------------------------------------------------------
+
 #: The four trainings of :func:`reused_mask_effect`: no dropout, fresh masks (correct), and the two bugs.
 REUSE_VARIANTS: tuple[str, ...] = ("no dropout", "fresh", "steps", "layers")
 
@@ -445,6 +479,44 @@ def _check_batch_size(batch_size: Any) -> int | None:
 
 def _n_classes(data: Split) -> int:
     return int(max(data.y_train.max().item(), data.y_test.max().item())) + 1
+
+
+def _train_twins(
+    builds: Mapping[str, Callable[[], nn.Module]],
+    data: Split,
+    *,
+    seed: int,
+    epochs: int,
+    batch_size: int | None,
+    progress: bool,
+    eval_every: int | None = None,
+    **fit_options: Any,
+) -> dict[str, tuple[nn.Module, History]]:
+    """Train every network ``builds[name]()`` on ``data`` the same way: a buggy model and its twin.
+
+    Each network is built right after ``seed_everything(seed)``, so networks whose layers are created in
+    the same order start from the same weights, and trained by :func:`~course.fit` with the same
+    ``seed`` (the same minibatch order), ``batch_size`` and ``epochs``, recording the test metrics every
+    ``eval_every`` epochs (``None``: after the last one only); ``fit_options`` (``lr``, ``task``) go to
+    :func:`~course.fit` as they are. Returns ``{name: (model, history)}`` in the order of ``builds``.
+    """
+    batch_size = _check_batch_size(batch_size)
+    trained = {}
+    for name, build in builds.items():
+        seed_everything(seed)
+        model = build()
+        history = fit(
+            model,
+            data,
+            epochs=epochs,
+            batch_size=batch_size,
+            seed=seed,
+            progress=progress,
+            eval_every=epochs if eval_every is None else eval_every,
+            **fit_options,
+        )
+        trained[name] = model, history
+    return trained
 
 
 # --- dropout left on at test time -----------------------------------------------------------------
@@ -519,17 +591,15 @@ def mode_bug_effect(
     if n_repeats < 2:
         raise ValueError(f"n_repeats must be at least 2 to count flips, got n_repeats={n_repeats}")
     data = _check_data(data, seed)
-    seed_everything(seed)
-    model = FunctionalDropoutMLP(data.n_features, hidden, _n_classes(data), p=p)
-    history = fit(
-        model,
+    trained = _train_twins(
+        {"correct": lambda: FunctionalDropoutMLP(data.n_features, hidden, _n_classes(data), p=p)},
         data,
-        epochs=epochs,
-        batch_size=_check_batch_size(batch_size),
         seed=seed,
+        epochs=epochs,
+        batch_size=batch_size,
         progress=progress,
-        eval_every=epochs,
     )
+    model, history = trained["correct"]
     x, y = data.x_test, data.y_test
     torch.manual_seed(seed + _EVAL_SEED_OFFSET)
     eval_pred = predict_labels(model, x, training=False)
@@ -647,10 +717,9 @@ def reused_mask_effect(
         )
     data = _check_data(data, seed)
     reuse = {"no dropout": None, "fresh": None, "steps": "steps", "layers": "layers"}
-    runs = {}
-    for variant in variants:
-        seed_everything(seed)
-        model = ReusedMaskMLP(
+    builds = {
+        variant: functools.partial(
+            ReusedMaskMLP,
             data.n_features,
             hidden,
             _n_classes(data),
@@ -658,16 +727,20 @@ def reused_mask_effect(
             reuse=reuse[variant],
             seed=seed,
         )
-        history = fit(
-            model,
-            data,
-            epochs=epochs,
-            lr=lr,
-            batch_size=_check_batch_size(batch_size),
-            seed=seed,
-            progress=progress,
-            eval_every=eval_every,
-        )
+        for variant in variants
+    }
+    trained = _train_twins(
+        builds,
+        data,
+        seed=seed,
+        epochs=epochs,
+        batch_size=batch_size,
+        progress=progress,
+        eval_every=eval_every,
+        lr=lr,
+    )
+    runs = {}
+    for variant, (model, history) in trained.items():
         last = history.final()
         runs[variant] = ReusedMaskRun(
             variant=variant,
@@ -724,22 +797,19 @@ def keep_prob_effect(
     seed = check_seed(seed)
     intended_p = check_probability(intended_p, "intended_p")
     data = _check_data(data, seed)
-    histories = []
-    for p in (intended_p, 1.0 - intended_p):
-        seed_everything(seed)
-        model = mlp(data.n_features, [hidden, hidden], _n_classes(data), p=p)
-        histories.append(
-            fit(
-                model,
-                data,
-                epochs=epochs,
-                batch_size=_check_batch_size(batch_size),
-                seed=seed,
-                progress=progress,
-                eval_every=epochs,
-            )
-        )
-    return KeepProbEffect(intended_p, 1.0 - intended_p, histories[0], histories[1])
+    used_p = 1.0 - intended_p
+    trained = _train_twins(
+        {
+            "intended": lambda: mlp(data.n_features, [hidden, hidden], _n_classes(data), p=intended_p),
+            "used": lambda: mlp(data.n_features, [hidden, hidden], _n_classes(data), p=used_p),
+        },
+        data,
+        seed=seed,
+        epochs=epochs,
+        batch_size=batch_size,
+        progress=progress,
+    )
+    return KeepProbEffect(intended_p, used_p, trained["intended"][1], trained["used"][1])
 
 
 # --- dropout on a regression output ---------------------------------------------------------------
@@ -854,27 +924,21 @@ def output_dropout_effect(
     p = check_probability(p)
     data = _check_data(data, seed, regression=True)
     out = data.y_train.shape[1]
-    fitted = []
-    for build in (
-        lambda: mlp(data.n_features, [hidden, hidden], out, p=p),
-        lambda: mlp_with_output_dropout(data.n_features, [hidden, hidden], out, p=p),
-    ):
-        seed_everything(seed)
-        model = build()
-        history = fit(
-            model,
-            data,
-            epochs=epochs,
-            batch_size=_check_batch_size(batch_size),
-            seed=seed,
-            task="regression",
-            progress=progress,
-            eval_every=epochs,
-        )
-        with torch.no_grad():
-            predictions = model.eval()(data.x_test)
-        fitted.append((model, history, predictions))
-    (good, good_history, good_pred), (bad, bad_history, bad_pred) = fitted
+    trained = _train_twins(
+        {
+            "correct": lambda: mlp(data.n_features, [hidden, hidden], out, p=p),
+            "buggy": lambda: mlp_with_output_dropout(data.n_features, [hidden, hidden], out, p=p),
+        },
+        data,
+        seed=seed,
+        epochs=epochs,
+        batch_size=batch_size,
+        progress=progress,
+        task="regression",
+    )
+    (good, good_history), (bad, bad_history) = trained["correct"], trained["buggy"]
+    with torch.no_grad():
+        good_pred, bad_pred = good.eval()(data.x_test), bad.eval()(data.x_test)
     return OutputDropoutEffect(
         p=p,
         correct=good_history,
@@ -989,17 +1053,15 @@ def mc_batchnorm_effect(
             f"group_size={group_size} leaves a last group of one example, which BatchNorm "
             "cannot normalize in training mode; choose another group_size"
         )
-    seed_everything(seed)
-    model = bn_mlp(data.n_features, hidden, _n_classes(data), p=p)
-    fit(
-        model,
+    trained = _train_twins(
+        {"correct": lambda: bn_mlp(data.n_features, hidden, _n_classes(data), p=p)},
         data,
-        epochs=epochs,
-        batch_size=_check_batch_size(batch_size),
         seed=seed,
+        epochs=epochs,
+        batch_size=batch_size,
         progress=progress,
-        eval_every=epochs,
     )
+    model = trained["correct"][0]
     x, y = data.x_test, data.y_test
     order = torch.argsort(y, stable=True)
     results = {}
@@ -1028,3 +1090,221 @@ def mc_batchnorm_effect(
         accuracy_after_request=evaluate(served, x, y)[1],
         running_mean_shift=shift,
     )
+
+
+# --- the chapter's claims -------------------------------------------------------------------------
+
+
+def mode_claims(modes: ModeBugEffect) -> list[Claim]:
+    """Forgetting ``model.eval()``: every call with dropout on scores below evaluation mode, and random.
+
+    The best of the calls in training mode stays below the evaluation-mode accuracy, and more than 1%
+    of the test predictions change from one call to the next.
+    """
+    return [
+        below(
+            "every call with dropout on scores below eval mode (best call)",
+            modes.forgotten_eval_accuracies.max(),
+            modes.eval_accuracy,
+        ),
+        above("predictions change between calls (fraction)", modes.flip_fraction, 0.01),
+    ]
+
+
+def functional_claims(modes: ModeBugEffect) -> list[Claim]:
+    """``F.dropout`` without ``training=self.training``: ``course.evaluate`` loses accuracy on every call."""
+    return [
+        below(
+            "the functional bug costs accuracy on every call (best call)",
+            modes.functional_accuracies.max(),
+            modes.eval_accuracy,
+        )
+    ]
+
+
+def steps_claims(runs: Mapping[str, ReusedMaskRun]) -> list[Claim]:
+    """A key reused across steps (``"steps"``): the fixed masks are learned, and cost test accuracy.
+
+    Against fresh masks and no dropout (:func:`reused_mask_effect`): its objective is below a tenth of
+    the fresh-mask one and below the no-dropout one; under fresh masks its loss is more than 5 times
+    the fresh-mask network's; and its test accuracy is below both.
+    """
+    fresh, steps, plain = runs["fresh"], runs["steps"], runs["no dropout"]
+    return [
+        below(
+            "with one fixed mask per example the noise is learned (objective)",
+            steps.objective,
+            fresh.objective / 10,
+        ),
+        below(
+            "the fixed thinned networks fit better than no dropout (objective)",
+            steps.objective,
+            plain.objective,
+        ),
+        above(
+            "trained on fixed masks, fragile to new ones (fresh-mask loss)",
+            steps.fresh_loss,
+            5 * fresh.fresh_loss,
+        ),
+        below("reused masks cost test accuracy against fresh masks", steps.test_acc, fresh.test_acc),
+        below("and against no dropout at all", steps.test_acc, plain.test_acc),
+    ]
+
+
+def layers_claims(runs: Mapping[str, ReusedMaskRun]) -> list[Claim]:
+    """A key shared by layers (``"layers"``): test accuracy within a point of fresh masks, robustness lost.
+
+    Its fresh-mask loss exceeds 1.2 times that of the network trained with fresh masks.
+    """
+    fresh, layers = runs["fresh"], runs["layers"]
+    return [
+        below(
+            "a key shared by layers changes the test accuracy little (|difference|)",
+            abs(layers.test_acc - fresh.test_acc),
+            0.01,
+        ),
+        above(
+            "but makes the network less robust to fresh masks (fresh-mask loss)",
+            layers.fresh_loss,
+            1.2 * fresh.fresh_loss,
+        ),
+    ]
+
+
+def keep_prob_claims(keep: KeepProbEffect) -> list[Claim]:
+    """A keep probability passed as ``p`` costs more than a point of test accuracy."""
+    intended, used = keep.intended.final()["test_acc"], keep.used.final()["test_acc"]
+    return [below(f"p = {keep.used_p:g} costs more than a point (test accuracy)", used, intended - 0.01)]
+
+
+def output_dropout_claims(out: OutputDropoutEffect) -> list[Claim]:
+    """Dropout on a regression output shrinks the predictions by ``q``, and costs test error.
+
+    The ratio of the two networks' :func:`shrinkage` is within 0.05 of ``q``; the buggy network's test
+    error is larger, and its training objective (a fraction ``p`` of its predictions zeroed) more than 3
+    times the correct one's.
+    """
+    q = 1 - out.p
+    ratio = out.buggy_shrinkage / out.correct_shrinkage
+    correct, buggy = out.correct.final(), out.buggy.final()
+    return [
+        below(f"the bug shrinks the predictions by q = {q:g} (|ratio - q|)", abs(ratio - q), 0.05),
+        above("the bias costs test error (test MSE)", buggy["test_loss"], correct["test_loss"]),
+        above("zeroed predictions inflate the objective", buggy["objective"], 3 * correct["objective"]),
+    ]
+
+
+def companion_claims(changes: Mapping[str, float], moved: Collection[str]) -> list[Claim]:
+    """One digit predicted next to two sets of companions, with the same masks: only naive MC cares.
+
+    ``changes`` holds, for ``"naive"`` and ``"careful"``, the largest change of the digit's
+    probabilities between the two sets; ``moved`` the names of the buffers the naive calls changed. The
+    naive prediction moves by more than 0.01, the careful one not at all, and the naive calls overwrote
+    the first BatchNorm layer's running mean (``"1.running_mean"``).
+
+    Example:
+        >>> [c.holds for c in companion_claims({"naive": 0.2, "careful": 0.0}, ["1.running_mean"])]
+        [True, True, True]
+    """
+    return [
+        above("naive MC: other companions change the digit's prediction", changes["naive"], 0.01),
+        Claim(
+            "careful MC: the companions change nothing",
+            changes["careful"] == 0.0,
+            f"{changes['careful']!r} == 0.0",
+        ),
+        Claim(
+            "the naive calls overwrite BatchNorm's running mean",
+            "1.running_mean" in moved,
+            f"buffers changed: {', '.join(moved) or 'none'}",
+        ),
+    ]
+
+
+def mc_batchnorm_claims(bn: MCBatchNormEffect) -> list[Claim]:
+    """Naive Monte Carlo dropout on a BatchNorm network depends on the batch and corrupts the model.
+
+    On the class-sorted groups the naive accuracy falls below 50% while the careful one stays above; the
+    grouping changes fewer than 3% of the careful predictions and more than 3% of the naive ones; and
+    after one naive call the evaluation-mode accuracy is more than 3 points lower.
+    """
+    return [
+        below("grouped batches ruin naive MC (accuracy)", bn.naive_grouped, 0.5),
+        above("but not careful MC (accuracy)", bn.careful_grouped, 0.5),
+        below("careful MC does not care about the batch (changed)", bn.careful_changed, 0.03),
+        above("naive MC does (changed)", bn.naive_changed, 0.03),
+        below(
+            "one naive call corrupts the model (eval-mode accuracy after it)",
+            bn.accuracy_after_request,
+            bn.eval_accuracy - 0.03,
+        ),
+    ]
+
+
+def detection_claims(results: Mapping[str, Any], fire: Collection[str]) -> list[Claim]:
+    """A check fires on its bug and stays quiet elsewhere: one claim per result of a diagnostic check.
+
+    ``results`` maps a label (the model a check ran on) to its
+    :class:`~dropoutlib.diagnostics.CheckResult`; the results labelled in ``fire`` must fail (the check
+    caught the bug), every other one must pass.
+
+    Example:
+        >>> from dropoutlib.diagnostics import CheckResult
+        >>> results = {"the bug": CheckResult("masks_vary", False, "same masks."),
+        ...            "the fix": CheckResult("masks_vary", True, "fresh masks.")}
+        >>> for claim in detection_claims(results, fire=["the bug"]):
+        ...     print(claim)
+        ✓ check_masks_vary fires on the bug (FAIL)
+        ✓ check_masks_vary stays quiet on the fix (pass)
+    """
+    unknown = set(fire) - set(results)
+    if unknown:
+        raise ValueError(f"fire must name results, got unknown labels {sorted(unknown)}")
+    claims = []
+    for label, result in results.items():
+        should_fire = label in fire
+        claims.append(
+            Claim(
+                f"check_{result.name} {'fires' if should_fire else 'stays quiet'} on {label}",
+                result.passed != should_fire,
+                "pass" if result.passed else "FAIL",
+            )
+        )
+    return claims
+
+
+#: The checks that :func:`~dropoutlib.diagnostics.diagnose` must fail on each of the chapter's models.
+EXPECTED_FAILURES: dict[str, list[str]] = {
+    "correct mlp": [],
+    "F.dropout, no training=": ["eval_deterministic"],
+    "key reused across steps": ["masks_vary"],
+    "key shared by layers": ["masks_vary"],
+    "keep prob. as p": ["drop_rate"],
+    "dropout on the output": ["no_output_dropout"],
+    "naive MC + BatchNorm": ["mc_batchnorm"],
+}
+
+
+def diagnose_claims(fired: Mapping[str, list[str]], report: Any) -> list[Claim]:
+    """Each bug trips exactly its own check (:data:`EXPECTED_FAILURES`), and a correct model passes all.
+
+    ``fired`` maps each model of the chapter's table to the names of the checks that failed on it;
+    ``report`` is the :class:`~dropoutlib.diagnostics.Report` of a correct, trained model.
+    """
+    claims = []
+    for case in {**EXPECTED_FAILURES, **fired}:
+        expected, got = EXPECTED_FAILURES.get(case), fired.get(case)
+        claims.append(
+            Claim(
+                f"{case}: exactly {', '.join(expected) if expected else 'no check'} fails"
+                if expected is not None
+                else f"{case}: a model the table should not hold",
+                got == expected,
+                f"failed: {', '.join(got) if got else 'none'}" if got is not None else "not run",
+            )
+        )
+    failures = [result.name for result in report.failures]
+    claims.append(
+        Claim("a correct model passes every check", report.passed, f"failed: {', '.join(failures) or 'none'}")
+    )
+    return claims

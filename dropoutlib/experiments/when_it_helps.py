@@ -35,7 +35,15 @@ the batch (the tests check both facts against separately trained ``nn.Sequential
   returns a :class:`Grid` of results (rows x columns x seeds).
 - The chapter's experiments: :func:`compare`, :func:`size_sweep`, :func:`p_sweep`,
   :func:`placement_study`, :func:`width_sweep`, :func:`depth_study`, :func:`recipe_study`.
-- Analysis: :func:`paired_gain`, :func:`units_needed`, :func:`format_table`, :func:`plot_mean_std`.
+- Analysis: :func:`units_needed`, :func:`errors_removed`, :func:`baseline_curve`,
+  :func:`summary_rows` (the rows of a results table, for :func:`~dropoutlib.course.book.table`),
+  :func:`plot_mean_std`.
+- The chapter's claims, one function per section (:func:`member_claims`, :func:`comparison_claims`,
+  :func:`size_claims`, :func:`p_claims`, :func:`placement_claims`, :func:`width_claims`,
+  :func:`small_gain_claims`): each takes what the section measured and returns a list of
+  :class:`~dropoutlib.course.claims.Claim`, with its thresholds. The chapter and
+  ``tests/chapters/test_when_it_helps_claims.py`` call the same functions;
+  :func:`report_failures` is the chapter's lenient ``check`` on a data set other than the digits.
 
 Notation: ``p`` is the probability of dropping a unit, ``q = 1 - p`` of keeping it. The 2014 JMLR
 paper writes ``p`` for the probability of *retaining* a unit: its ``p = 0.5`` is ours too, but its
@@ -63,6 +71,7 @@ from dropoutlib.course.batched import (
     _check_drop,
     fit_members,
 )
+from dropoutlib.course.claims import Claim, above, below
 from dropoutlib.course.data import Split, load_digits, load_idx
 from dropoutlib.course.seeding import check_seed
 from dropoutlib.course.stats import _as_array
@@ -79,17 +88,29 @@ __all__ = [
     "METRICS",
     "N_TRAIN",
     "P",
+    "baseline_curve",
+    "best_ps",
     "compare",
+    "comparison_claims",
     "depth_study",
     "digits_data",
-    "format_table",
+    "errors_removed",
     "idx_data",
+    "member_claims",
+    "p_claims",
     "p_sweep",
+    "placement_claims",
     "placement_study",
     "plot_mean_std",
     "recipe_study",
+    "report_failures",
+    "size_claims",
     "size_sweep",
+    "small_gain_claims",
+    "summary_rows",
     "units_needed",
+    "width_claims",
+    "width_ratios",
     "width_sweep",
     "Grid",
     "Setting",
@@ -105,7 +126,6 @@ P = 0.5
 INPUT_P = 0.2
 #: Training-set size of the experiments that do not vary it (a quarter of the digits' training set).
 N_TRAIN = 300
-
 
 
 @dataclass(frozen=True)
@@ -659,25 +679,25 @@ def units_needed(widths: Sequence[float], base: Sequence[float], other: Sequence
     return float(2.0 ** np.mean(inverse(rising[1]) - inverse(rising[0])))
 
 
-def format_table(
+def summary_rows(
     grid: Grid,
     metrics: Sequence[str] = ("train_acc", "test_acc", "gap", "test_loss"),
     column: int = 0,
     *,
     decimals: int = 2,
-) -> str:
-    """A text table of one column of ``grid``: a line per row, ``mean ± std`` over seeds per metric.
+) -> list[dict[str, Any]]:
+    """The rows of a results table of one column of ``grid``: mean and standard deviation over seeds.
 
-    Accuracies and the gap are printed in percent with ``decimals`` decimals, losses with three
-    (the headers are the metric names, without units).
-    Columns are as narrow as their contents allow.
+    One dict per row of the grid, labelled ``"setting"``, with two entries per metric: its mean
+    (``"test acc (%)"``) and its standard deviation over seeds (``"test acc sd"``). Accuracies and the
+    gap are in percent, rounded to ``decimals`` decimals, losses rounded to three. Pass the rows to
+    :func:`dropoutlib.course.book.table` for a DataFrame.
 
     Example:
-        >>> values = {m: np.full((1, 1, 2), 0.5) for m in METRICS}
+        >>> values = {m: np.array([[[0.9, 0.92]]]) for m in METRICS}
         >>> grid = Grid(("a",), ("c",), ((Setting(),),), (0, 1), values)
-        >>> print(format_table(grid, ["test_acc", "test_loss"], decimals=1))
-             test acc      test loss
-        a  50.0 ± 0.0  0.500 ± 0.000
+        >>> summary_rows(grid, ["test_acc", "test_loss"], decimals=1)
+        [{'setting': 'a', 'test acc (%)': 91.0, 'test acc sd': 1.4, 'test loss': 0.91, 'test loss sd': 0.014}]
     """
     for m in metrics:
         if m not in METRICS:
@@ -686,22 +706,292 @@ def format_table(
         raise ValueError(f"column must be a column index below {len(grid.columns)}, got column={column!r}")
     if isinstance(decimals, bool) or not isinstance(decimals, int) or not 0 <= decimals <= 6:
         raise ValueError(f"decimals must be an integer from 0 to 6, got decimals={decimals!r}")
-    headers, columns = [], []
+    rows: list[dict[str, Any]] = [{"setting": row} for row in grid.rows]
     for m in metrics:
         percent = m.endswith("acc") or m == "gap"
         factor, digits = (100.0, decimals) if percent else (1.0, 3)
+        name = m.replace("_", " ")
         means, stds = grid.mean(m)[:, column] * factor, grid.std(m)[:, column] * factor
-        headers.append(m.replace("_", " "))
-        columns.append(
-            [f"{mean:.{digits}f} ± {std:.{digits}f}" for mean, std in zip(means, stds, strict=True)]
+        for row, mean, std in zip(rows, means, stds, strict=True):
+            row[f"{name} (%)" if percent else name] = round(float(mean), digits)
+            row[f"{name} sd"] = round(float(std), digits)
+    return rows
+
+
+def errors_removed(grid: Grid) -> np.ndarray:
+    r"""The share of the baseline's test errors that dropout removes, per row and seed.
+
+    With :math:`e_0, e_1` the test error rates of columns 0 (no dropout) and 1 (dropout):
+    :math:`(e_0 - e_1) / e_0`, shape ``(rows, seeds)``.
+
+    Example:
+        >>> values = {m: np.zeros((1, 2, 1)) for m in METRICS}
+        >>> values["test_acc"][0, :, 0] = [0.9, 0.95]
+        >>> grid = Grid((1,), ("no", "yes"), ((Setting(), Setting()),), (0,), values)
+        >>> errors_removed(grid).round(4).tolist()
+        [[0.5]]
+    """
+    errors = 1 - grid["test_acc"]  # (rows, columns, seeds)
+    return (errors[:, 0] - errors[:, 1]) / errors[:, 0]
+
+
+def baseline_curve(grid: Grid) -> dict[str, float]:
+    """What the baseline's learning curves show (row 0 of a :func:`compare` grid, means over seeds).
+
+    - ``fitted``: 1.0 if the mean training accuracy ends at 100%, else 0.0;
+    - ``fitted_at``: the first evaluated epoch at which it reaches 100% (the first epoch when never);
+    - ``loss_min``, ``loss_min_epoch``, ``loss_end``: the lowest mean test loss, its epoch, the last;
+    - ``drift``: how much the mean test accuracy moves from ``fitted_at`` to the end (absolute value).
+    """
+    if grid.curves is None or grid.epochs is None:
+        raise ValueError("the grid has no learning curves: run it with eval_every")
+    epochs = np.array(grid.epochs)
+    train_curve = grid.curves["train_acc"][0, 0].mean(axis=0)
+    test_curve = grid.curves["test_acc"][0, 0].mean(axis=0)
+    loss = grid.curves["test_loss"][0, 0].mean(axis=0)
+    fitted = int(np.argmax(train_curve >= 1.0))
+    return {
+        "fitted": float(train_curve[-1] == 1.0),
+        "fitted_at": int(epochs[fitted]),
+        "loss_min": float(loss.min()),
+        "loss_min_epoch": int(epochs[np.argmin(loss)]),
+        "loss_end": float(loss[-1]),
+        "drift": float(abs(test_curve[-1] - test_curve[fitted])),
+    }
+
+
+def best_ps(grid: Grid) -> tuple[float, float]:
+    """The drop probabilities with the best mean test accuracy in a :func:`p_sweep`: hidden, input."""
+    mean = grid.mean("test_acc")
+    return grid.rows[int(mean[:, 0].argmax())], grid.rows[int(mean[:, 1].argmax())]
+
+
+def width_ratios(grid: Grid) -> tuple[float, float]:
+    """:func:`units_needed` on a :func:`width_sweep`, for the training and for the test accuracy."""
+    return tuple(  # type: ignore[return-value]
+        units_needed(grid.rows, grid.mean(m)[:, 0], grid.mean(m)[:, 1]) for m in ("train_acc", "test_acc")
+    )
+
+
+# --- the chapter's claims ---------------------------------------------------------------------------
+
+
+def report_failures(claims: Sequence[Claim]) -> None:
+    """Print the claims that do not hold, without stopping: the chapter's ``check`` on other data.
+
+    The chapter's claims were measured on the digits; on another data set (its ``LARGER_DATA``
+    switch) a claim that fails is news, not an error.
+
+    Example:
+        >>> report_failures([below("the loss is small", 0.3, 0.1), above("the gain is positive", 0.1, 0.0)])
+        does not hold on this data set: the loss is small (0.3 < 0.1)
+    """
+    for claim in claims:
+        if not claim.holds:
+            print(f"does not hold on this data set: {claim.statement} ({claim.evidence})")
+
+
+def member_claims(difference: float) -> list[Claim]:
+    """A member of a :class:`BatchedMLP` trains like the same network alone: ``difference`` is the
+    largest difference between their trained weights.
+
+    Example:
+        >>> member_claims(3e-7)[0].holds
+        True
+    """
+    return [below("a member of the batch trains exactly like the network alone", difference, 1e-4)]
+
+
+def comparison_claims(main: Grid) -> list[Claim]:
+    """Dropout against no dropout (a :func:`compare` grid: baseline, dropout, dropout with input dropout).
+
+    Dropout raises the mean test accuracy, narrows the gap and lowers the test loss for every seed;
+    both networks fit every training image; input dropout lowers the loss further. The baseline's
+    curves (:func:`baseline_curve`): it fits its training set within 20 epochs, its test loss ends
+    more than 1.5 times above its minimum, and after the fit its test accuracy moves less than a
+    point.
+    """
+    acc, loss = main["test_acc"][:, 0], main["test_loss"][:, 0]
+    gap = main.mean("gap")[:, 0]
+    curve = baseline_curve(main)
+    fitted = curve["fitted"] == 1.0 and curve["fitted_at"] <= 20
+    return [
+        above("dropout raises the mean test accuracy", acc[1].mean(), acc[0].mean()),
+        below("dropout narrows the train/test gap", gap[1], gap[0]),
+        Claim(
+            "dropout lowers the test loss for every seed",
+            bool((loss[1] < loss[0]).all()),
+            f"{np.round(loss[1], 4).tolist()} < {np.round(loss[0], 4).tolist()}",
+        ),
+        Claim(
+            "both networks fit every training image",
+            bool((main["train_acc"][:2] == 1.0).all()),
+            f"lowest training accuracy {main['train_acc'][:2].min():.4g}",
+        ),
+        below("adding input dropout lowers the test loss further", loss[2].mean(), loss[1].mean()),
+        Claim(
+            "the baseline fits its training set within 20 epochs",
+            bool(fitted),
+            f"100% at epoch {curve['fitted_at']}" if curve["fitted"] else "never 100%",
+        ),
+        above(
+            "the baseline's test loss climbs after its minimum (x1.5)",
+            curve["loss_end"],
+            1.5 * curve["loss_min"],
+        ),
+        below("once it fits, the baseline's test accuracy barely moves", curve["drift"], 0.01),
+    ]
+
+
+def size_claims(sizes: Grid) -> list[Claim]:
+    """How the gain depends on the training-set size (a :func:`size_sweep`, sizes increasing).
+
+    On the smallest set dropout still helps; the gain on the three smallest sets is more than twice
+    that on the three largest; dropout removes some errors at every size (:func:`errors_removed`),
+    and the share removed on the three largest sets is more than half of that on the three smallest.
+    """
+    gains, removed = sizes.gain(), errors_removed(sizes)
+    return [
+        above("on the smallest set dropout still helps", gains[0].mean(), 0.0),
+        above(
+            "the gain on the three smallest sets is over twice that on the three largest",
+            gains[:3].mean(),
+            2 * gains[-3:].mean(),
+        ),
+        Claim(
+            "dropout removes some of the errors at every size",
+            bool((removed.mean(axis=1) > 0).all()),
+            f"smallest share {removed.mean(axis=1).min():.4g} > 0",
+        ),
+        above(
+            "the share of errors removed does not collapse as data grow (x0.5)",
+            removed[-3:].mean(),
+            0.5 * removed[:3].mean(),
+        ),
+    ]
+
+
+def p_claims(ps: Grid) -> list[Claim]:
+    """How much to drop (a :func:`p_sweep` whose rows include 0, 0.3, 0.5, 0.7 and 0.8).
+
+    Hidden dropout from 0.3 to 0.8 beats none, and the best hidden ``p`` lies in [0.3, 0.7]; dropping
+    80% of the inputs is worse than the best input ``p``, which lies in [0.2, 0.5]; the two bests
+    are within a point of each other.
+    """
+    mean, rows = ps.mean("test_acc"), list(ps.rows)
+    moderate = [rows.index(p) for p in (0.3, 0.5, 0.7, 0.8)]
+    best_hidden, best_input = best_ps(ps)
+    return [
+        Claim(
+            "hidden dropout from 0.3 to 0.8 beats p = 0",
+            bool((mean[moderate, 0] > mean[0, 0]).all()),
+            f"lowest {mean[moderate, 0].min():.4g} > {mean[0, 0]:.4g}",
+        ),
+        Claim("the best hidden p is moderate", 0.3 <= best_hidden <= 0.7, f"0.3 <= {best_hidden} <= 0.7"),
+        below(
+            "dropping 80% of the inputs is worse than the best", mean[rows.index(0.8), 1], mean[:, 1].max()
+        ),
+        Claim(
+            "the best input p lies between 0.2 and 0.5",
+            0.2 <= best_input <= 0.5,
+            f"0.2 <= {best_input} <= 0.5",
+        ),
+        below(
+            "the best input and hidden p are within a point",
+            abs(mean[:, 1].max() - mean[:, 0].max()),
+            0.01,
+        ),
+    ]
+
+
+def placement_claims(places: Grid) -> list[Claim]:
+    """Where the dropout layer goes (a :func:`placement_study` with columns ReLU, then sigmoid).
+
+    With ReLU, dropout before and after the activation give identical runs; with sigmoid units they
+    differ, and after is better. Output dropout beats no dropout here, but not hidden dropout.
+    """
+    rows = {name: i for i, name in enumerate(places.rows)}
+    after = places["test_acc"][rows["after the activation"]]
+    before = places["test_acc"][rows["before the activation"]]
+    mean = places.mean("test_acc")
+    out_acc = mean[rows["outputs (logits)"], 0]
+    return [
+        Claim(
+            "with ReLU, dropout before and after the activation are identical",
+            bool(np.array_equal(after[0], before[0])),
+            "the same accuracy for every seed" if np.array_equal(after[0], before[0]) else "they differ",
+        ),
+        Claim(
+            "with sigmoid units the two placements differ",
+            not np.array_equal(after[1], before[1]),
+            f"{np.round(after[1], 4).tolist()} vs {np.round(before[1], 4).tolist()}",
+        ),
+        above(
+            "with sigmoid units, dropout after the activation does better", after[1].mean(), before[1].mean()
+        ),
+        above("output dropout beats no dropout here", out_acc, mean[rows["no dropout"], 0]),
+        below("output dropout does less well than hidden dropout", out_acc, after[0].mean()),
+    ]
+
+
+def width_claims(widths: Grid) -> list[Claim]:
+    """A dropout network needs more units (a :func:`width_sweep` whose rows include 8, 16 and 128).
+
+    The width ratio at equal accuracy (:func:`width_ratios`) lies between 1.2 and the rule's
+    :math:`1/q`, for the training and the test accuracy; at 8 and 16 units dropout costs accuracy on
+    both sets; at 128 units it wins on the test set.
+    """
+    q = 1 - widths.settings[0][1].p
+    rows = list(widths.rows)
+    narrow, wide = [rows.index(w) for w in (8, 16)], rows.index(128)
+    claims = []
+    for ratio, where in zip(width_ratios(widths), ("training", "test"), strict=True):
+        claims.append(
+            Claim(
+                f"dropout needs between 1.2 and 1/q times the units ({where} accuracy)",
+                1.2 < ratio < 1 / q,
+                f"1.2 < {ratio:.4g} < {1 / q:.4g}",
+            )
         )
-    widths = [max(len(h), *(len(c) for c in cells)) + 2 for h, cells in zip(headers, columns, strict=True)]
-    label_width = max(len(str(r)) for r in grid.rows)
-    lines = [" " * label_width + "".join(f"{h:>{w}}" for h, w in zip(headers, widths, strict=True))]
-    for i, row in enumerate(grid.rows):
-        cells = "".join(f"{cells[i]:>{w}}" for cells, w in zip(columns, widths, strict=True))
-        lines.append(f"{row!s:<{label_width}}" + cells)
-    return "\n".join(lines)
+    for metric, where in (("train_acc", "training"), ("test_acc", "test")):
+        mean = widths.mean(metric)
+        claims.append(
+            Claim(
+                f"at 8 and 16 units dropout costs {where} accuracy",
+                bool((mean[narrow, 1] < mean[narrow, 0]).all()),
+                f"{np.round(mean[narrow, 1], 4).tolist()} < {np.round(mean[narrow, 0], 4).tolist()}",
+            )
+        )
+    test = widths.mean("test_acc")
+    claims.append(above("at 128 units dropout wins", test[wide, 1], test[wide, 0]))
+    return claims
+
+
+def small_gain_claims(depths: Grid, recipes: Grid) -> list[Claim]:
+    """The gain is small when the baseline does not overfit (a :func:`depth_study` of 1, 2, ... hidden
+    layers and a :func:`recipe_study` of the aggressive recipe, then the gentle one).
+
+    One hidden layer gains less than two, and without dropout does better than two; the gentle recipe
+    gives a better baseline, over which dropout gains less, and which comes within a point of the
+    aggressively trained dropout network.
+    """
+    depth_gain, recipe_gain = depths.gain(), recipes.gain()
+    depth_acc, recipe_acc = depths.mean("test_acc"), recipes.mean("test_acc")
+    return [
+        below(
+            "the gain is smaller with one hidden layer than with two",
+            depth_gain[0].mean(),
+            depth_gain[1].mean(),
+        ),
+        above("without dropout, one hidden layer does better than two", depth_acc[0, 0], depth_acc[1, 0]),
+        above("the gentle recipe gives a better baseline", recipe_acc[1, 0], recipe_acc[0, 0]),
+        below("dropout gains less over the better baseline", recipe_gain[1].mean(), recipe_gain[0].mean()),
+        below(
+            "the gentle baseline comes within a point of the aggressive dropout network",
+            abs(recipe_acc[1, 0] - recipe_acc[0, 1]),
+            0.01,
+        ),
+    ]
 
 
 def plot_mean_std(

@@ -14,19 +14,31 @@ from torch import nn
 
 import dropoutlib
 from dropoutlib import course
+from dropoutlib.course.claims import Claim
 from dropoutlib.course.data import load_digits
 from dropoutlib.experiments.activations import (
     STATISTICS,
     ActivationRecorder,
     ActivationTrace,
+    accuracy_claims,
     activation_experiment,
+    active_unit_claims,
     active_units,
+    dead_counts,
+    dead_unit_claims,
     dead_units,
+    growth,
+    growth_claims,
     hidden_modules,
+    histogram_claims,
     layer_activations,
     layer_statistics,
     plot_histograms,
     plot_trace,
+    positive_means,
+    predicted_train_variance,
+    variance_claims,
+    variances,
 )
 
 A = torch.tensor([[0.0, 1.5, 2.0, -1.0], [0.0, 0.0, 0.3, -2.0], [0.0, 4.0, 0.0, -0.5]])
@@ -210,8 +222,9 @@ def test_experiment_is_deterministic_and_shares_the_initialization(tiny_run):
     plain = activation_experiment(0.0, hidden=(12, 6), epochs=1, seed=3)
     assert plain.label == "no dropout"
     assert np.array_equal(plain.trace["mean"][0], tiny_run.trace["mean"][0])
-    assert all(torch.equal(a, b) for a, b in zip(plain.activations, plain.train_mode_activations,
-                                                  strict=True))
+    assert all(
+        torch.equal(a, b) for a, b in zip(plain.activations, plain.train_mode_activations, strict=True)
+    )
 
 
 def test_experiment_rejects_bad_arguments():
@@ -221,6 +234,39 @@ def test_experiment_rejects_bad_arguments():
         activation_experiment(0.5, data=(1, 2))
     with pytest.raises(ValueError, match="eval_every must be a positive integer"):
         activation_experiment(0.5, eval_every=0)
+
+
+# --- what the chapter measures, and its claims ------------------------------------------------------
+
+
+def test_the_measurements_of_two_runs(tiny_run):
+    assert np.allclose(variances(tiny_run.activations), tiny_run.trace["variance"][-1])
+    assert np.array_equal(dead_counts(tiny_run), tiny_run.trace["dead"][-1])
+    mean = tiny_run.trace["mean"]
+    assert np.allclose(growth(tiny_run, "mean", mid=2), mean[2] / mean[1] - 1)
+    means = positive_means(tiny_run)
+    assert means.shape == (2,) and (means > 0).all()
+    plain = activation_experiment(0.0, hidden=(12, 6), epochs=1, seed=3)
+    assert predicted_train_variance(plain) == pytest.approx(variances(plain.activations)[0])
+    assert predicted_train_variance(tiny_run) > variances(tiny_run.activations)[0]
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [accuracy_claims, active_unit_claims, growth_claims, histogram_claims, dead_unit_claims, variance_claims],
+)
+def test_claims_functions_return_claims(tiny_run, claims):
+    plain = activation_experiment(0.0, hidden=(12, 6), epochs=4, eval_every=2, seed=3)
+    result = claims(plain, tiny_run)
+    assert result and all(isinstance(claim, Claim) for claim in result)
+    assert all(claim.evidence for claim in result)
+
+
+def test_claims_see_a_swap_of_the_two_runs(tiny_run):
+    plain = activation_experiment(0.0, hidden=(12, 6), epochs=4, eval_every=2, seed=3)
+    assert accuracy_claims(plain, tiny_run)[0].holds  # same seed: same initial weights
+    fewer = active_unit_claims(plain, tiny_run)[0].holds
+    assert active_unit_claims(tiny_run, plain)[0].holds != fewer
 
 
 def test_plots_draw_one_panel_per_layer(tiny_run):

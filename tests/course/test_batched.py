@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
@@ -17,28 +14,8 @@ from dropoutlib.course.batched import BatchedMLP, Recipe, fit_members
 from dropoutlib.course.data import Split, load_digits
 from dropoutlib.course.stats import paired_gain
 from dropoutlib.course.train import fit
-from dropoutlib.experiments.when_it_helps import (
-    BASELINE,
-    DROPOUT,
-    METRICS,
-    Grid,
-    Setting,
-    Study,
-    compare,
-    depth_study,
-    format_table,
-    p_sweep,
-    placement_study,
-    plot_mean_std,
-    recipe_study,
-    size_sweep,
-    units_needed,
-    width_sweep,
-)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-TINY = Setting(hidden=(12,), n_train=60, recipe=Recipe(epochs=5))
 
 
 @pytest.fixture(scope="module")
@@ -176,75 +153,6 @@ def test_history_records_curves_every_eval_every_epochs(digits):
     assert not model.training
 
 
-# --- studies -------------------------------------------------------------------------------------------
-
-
-def test_study_remembers_runs_and_pairs_settings_by_seed():
-    study = Study()
-    settings = {"none": TINY, "drop": dataclasses.replace(TINY, p=0.5)}
-    grid = study.grid(["none", "drop"], ["x"], lambda r, _: settings[r], seeds=[0, 1])
-    assert study.n_runs == 4
-    again = study.grid(["drop"], ["x"], lambda r, _: settings[r], seeds=[1, 0])
-    assert study.n_runs == 4
-    assert again["test_acc"][0, 0, 0] == grid["test_acc"][1, 0, 1]
-    assert grid["gap"].shape == (2, 1, 2)
-    assert np.allclose(grid["gap"], grid["train_acc"] - grid["test_acc"])
-
-
-def test_grid_gain_is_the_paired_difference_between_columns():
-    values = {m: np.zeros((2, 2, 3)) for m in METRICS}
-    values["test_acc"][:, 1] = [[0.1, 0.2, 0.3], [0.0, 0.0, 0.5]]
-    grid = Grid((1, 2), ("a", "b"), ((TINY, TINY), (TINY, TINY)), (0, 1, 2), values)
-    assert np.allclose(grid.gain(), [[0.1, 0.2, 0.3], [0.0, 0.0, 0.5]])
-    assert np.allclose(grid.std("test_acc")[:, 0], 0.0)
-    with pytest.raises(IndexError, match="other=5"):
-        grid.gain(other=5)
-    with pytest.raises(KeyError, match="metric"):
-        grid["accuracy"]
-
-
-def test_curves_are_recorded_and_a_run_without_them_is_trained_again():
-    study = Study()
-    study.grid(["a"], ["x"], lambda *_: TINY, seeds=[0])
-    grid = compare(study, [0], [TINY, dataclasses.replace(TINY, p=0.5)], eval_every=2)
-    assert grid.epochs == (2, 4, 5)
-    assert grid.curves["test_acc"].shape == (2, 1, 1, 3)
-    assert grid.curves["test_acc"][0, 0, 0, -1] == grid["test_acc"][0, 0, 0]
-
-
-def test_the_chapters_sweeps_build_the_intended_settings():
-    study = Study()
-    sizes = size_sweep(study, [30, 60], [0], base=TINY, p=0.4)
-    assert [s.n_train for s, _ in sizes.settings] == [30, 60]
-    assert [(a.p, b.p) for a, b in sizes.settings] == [(0.0, 0.4), (0.0, 0.4)]
-    ps = p_sweep(study, [0.0, 0.3], [0], base=TINY)
-    assert ps.settings[1][0].p == 0.3 and ps.settings[1][1].input_p == 0.3
-    assert ps.settings[0][0] == ps.settings[0][1]
-    places = placement_study(study, [0], activations=["relu", "sigmoid"], base=TINY)
-    assert places.settings[2][1].placement == "before" and places.settings[2][1].activation == "sigmoid"
-    assert places.settings[4][0].output_p > 0 and places.settings[4][0].p == 0
-    assert np.array_equal(places["test_acc"][1, 0], places["test_acc"][2, 0])  # ReLU: before == after
-    widths = width_sweep(study, [4, 8], [0], base=dataclasses.replace(TINY, hidden=(12, 12)))
-    assert widths.settings[1][1].hidden == (8, 8)
-    depths = depth_study(study, [1, 3], [0], base=TINY)
-    assert depths.settings[1][0].hidden == (12, 12, 12)
-    recipes = recipe_study(study, [Recipe(epochs=2), Recipe(epochs=2, batch_size=30)], [0], base=TINY)
-    assert recipes.settings[1][1].recipe.batch_size == 30
-
-
-def test_study_accepts_any_data_source():
-    calls = []
-
-    def source(seed, n_train):
-        calls.append((seed, n_train))
-        return load_digits(seed=seed, n_train=n_train)
-
-    study = Study(source)
-    study.grid([0], [0], lambda *_: TINY, seeds=[3])
-    study.grid([0], [0], lambda *_: dataclasses.replace(TINY, p=0.5), seeds=[3])
-    assert calls == [(3, 60)]
-
-
 # --- analysis ---------------------------------------------------------------------------------------
 
 
@@ -260,60 +168,7 @@ def test_paired_gain():
         paired_gain("abc", [0.1])
 
 
-@pytest.mark.parametrize("ratio", [1.0, 2.0, 4.0])
-def test_units_needed_recovers_a_known_shift(ratio):
-    widths = 2.0 ** np.arange(2, 10)
-    curve = lambda w: 1 - np.exp(-w / 20)  # noqa: E731
-    assert units_needed(widths, curve(widths), curve(widths / ratio)) == pytest.approx(ratio, rel=0.02)
-
-
-def test_units_needed_ignores_a_falling_tail_and_rejects_bad_input():
-    widths = [4, 8, 16, 32]
-    assert units_needed(widths, [0.5, 0.7, 0.9, 0.85], [0.3, 0.5, 0.7, 0.9]) == pytest.approx(2.0, rel=1e-6)
-    with pytest.raises(ValueError, match="increasing"):
-        units_needed([8, 4], [0.1, 0.2], [0.1, 0.2])
-    with pytest.raises(ValueError, match="share no range"):
-        units_needed([1, 2], [0.1, 0.2], [0.5, 0.6])
-    with pytest.raises(ValueError, match="one accuracy per width"):
-        units_needed([1, 2], [0.1, 0.2], [0.5])
-
-
-def test_format_table_and_plot():
-    values = {m: np.array([[[0.9, 0.92]], [[0.95, 0.93]]]) for m in METRICS}
-    grid = Grid(("no dropout", "dropout"), ("all",), ((TINY,), (TINY,)), (0, 1), values)
-    text = format_table(grid, ["test_acc", "test_loss"])
-    assert "91.00 ± 1.41" in text and "0.940 ± 0.014" in text
-    with pytest.raises(ValueError, match="metrics"):
-        format_table(grid, ["accuracy"])
-    with pytest.raises(ValueError, match="decimals must be an integer"):
-        format_table(grid, decimals=-1)
-    assert "91.0 ± 1.4" in format_table(grid, decimals=1)
-    fig, ax = plt.subplots()
-    plot_mean_std(ax, [1, 2], np.array([[0.5, 0.6], [0.7, 0.8]]), label="a", offset=0.1)
-    with pytest.raises(ValueError, match="shape"):
-        plot_mean_std(ax, [1, 2, 3], np.zeros((2, 2)), label="b")
-    plt.close(fig)
-
-
 # --- arguments ----------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "error", "message"),
-    [
-        ({"p": 1.0}, ValueError, "p must be below 1"),
-        ({"input_p": -0.1}, ValueError, "input_p must be a probability"),
-        ({"placement": "middle"}, ValueError, "placement must be one of"),
-        ({"activation": "gelu"}, ValueError, "activation must be one of"),
-        ({"hidden": ()}, TypeError, "hidden must be a non-empty sequence"),
-        ({"hidden": (8, 0)}, ValueError, "hidden\\[1\\] must be a positive integer"),
-        ({"n_train": 0}, ValueError, "n_train must be a positive integer"),
-        ({"recipe": "fast"}, TypeError, "recipe must be a Recipe"),
-    ],
-)
-def test_setting_rejects_bad_arguments(kwargs, error, message):
-    with pytest.raises(error, match=message):
-        Setting(**kwargs)
 
 
 @pytest.mark.parametrize(
@@ -347,18 +202,3 @@ def test_batched_model_and_fit_members_reject_bad_arguments(digits):
         fit_members(model, [digits], epochs=1)
     with pytest.raises(ValueError, match="same sizes"):
         fit_members(model, [digits, load_digits(n_train=90)], epochs=1)
-
-
-def test_study_rejects_bad_arguments():
-    with pytest.raises(TypeError, match="data must be a function"):
-        Study(data="digits")
-    study = Study(lambda seed, n: "not a split")
-    with pytest.raises(TypeError, match="must return a Split"):
-        study.grid([0], [0], lambda *_: TINY, seeds=[0])
-    with pytest.raises(TypeError, match="make must return a Setting"):
-        Study().grid([0], [0], lambda *_: "setting", seeds=[0])
-    with pytest.raises(TypeError, match="seeds must be a non-empty sequence"):
-        Study().grid([0], [0], lambda *_: TINY, seeds=[])
-    with pytest.raises(ValueError, match="differ in their dropout"):
-        compare(Study(), [0], [BASELINE, BASELINE])
-    assert DROPOUT.describe() == "dropout p=0.5"
