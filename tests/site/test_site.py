@@ -210,6 +210,10 @@ def test_every_check_cell_opens_on_click(page, site_url, path):
     assert toggles.count() >= 1, f"{path}: no collapsed check cell"
     for i in range(toggles.count()):
         toggle = toggles.nth(i)
+        solution = toggle.locator("xpath=ancestor::div[contains(@class, 'solution')]")
+        if solution.count() and not toggle.is_visible():  # a check inside a closed solution
+            solution.first.locator("button.toggle-button").first.click()
+            toggle.wait_for(state="visible", timeout=5_000)
         label = toggle.locator("summary p.collapsed").inner_text().strip()
         assert label and not label.startswith("Show code cell"), f"{path}: toggle {i} has no label"
         code = toggle.locator("div.cell_input pre").first
