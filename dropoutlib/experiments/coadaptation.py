@@ -37,7 +37,7 @@ from __future__ import annotations
 import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -46,11 +46,15 @@ from torch.nn import functional as F
 
 from dropoutlib._modes import restored_modes
 from dropoutlib._validation import check_positive_int, check_probability, check_real
+from dropoutlib.course.claims import Claim, above, below
 from dropoutlib.course.data import Split, load_digits
 from dropoutlib.course.models import mlp
 from dropoutlib.course.seeding import check_seed
 from dropoutlib.course.train import History, fit
 from dropoutlib.experiments.from_scratch import _activation, init_two_layer
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "BATCH_SIZE",
@@ -60,15 +64,28 @@ __all__ = [
     "LR",
     "N_HANDICAPPED",
     "SCALE",
+    "TAIL",
     "HandicapRun",
     "ablation_importance",
+    "adam_claims",
+    "copies_claims",
+    "copies_equilibrium",
+    "correlation_claims",
+    "correlation_sign_claims_over_seeds",
+    "correlation_table",
+    "dynamics_claims",
     "effective_units",
     "gini",
+    "gradient_claims",
+    "gradient_norm_claims",
+    "handicap_claims",
     "handicap_units",
     "handicapped_mlp",
     "hidden_activations",
     "linear_unit_gradients",
     "mean_abs_correlation",
+    "runs_table",
+    "spread_claims",
     "top_k_share",
     "train_copies",
     "train_handicapped",
@@ -642,3 +659,213 @@ def train_handicapped(
         share_path=share_path,
         strength_path=strength_path,
     )
+
+
+# --- tables and claims of chapter 5 ---------------------------------------------------------------
+
+#: The steps at the end of a :func:`train_copies` run averaged to read off where SGD settles.
+TAIL = 500
+
+Runs = dict[tuple[str, float], HandicapRun]
+
+
+def copies_equilibrium(p: float, n: int = 4, target_slope: float = 2.0) -> float:
+    """Where dropout's penalty puts every copy: ``c / (n + p/q)`` (2/5 for the chapter's unit).
+
+    Example:
+        >>> copies_equilibrium(0.5)
+        0.4
+    """
+    return target_slope / (n + p / (1 - p))
+
+
+def runs_table(runs: Runs) -> pd.DataFrame:
+    """The digits runs, one row per (handicap, p), rounded as the chapter reads them (a DataFrame).
+
+    Accuracy to 4 decimals, the effective number of units to 2, the other measures to 3.
+    """
+    from dropoutlib.course.book import table
+
+    rows = [
+        {
+            "handicap": handicap,
+            "p": p,
+            "test acc": round(r.test_acc, 4),
+            "A-share": round(r.share, 3),
+            "Gini": round(r.gini, 3),
+            "top-4": round(r.top_share, 3),
+            "eff. units": round(r.effective, 2),
+            "max I": round(r.importance.max().item(), 3),
+            "mean |r|": round(r.correlation, 3),
+        }
+        for (handicap, p), r in runs.items()
+    ]
+    return table(rows, index="handicap", digits=4)
+
+
+def correlation_table(runs: Runs) -> pd.DataFrame:
+    """Mean absolute correlation of the hidden units without and with dropout, per handicap (3 decimals)."""
+    from dropoutlib.course.book import table
+
+    rows = [
+        {
+            "handicap": h,
+            "no dropout": runs[h, 0.0].correlation,
+            "p = 0.5": runs[h, 0.5].correlation,
+            "change": runs[h, 0.5].correlation - runs[h, 0.0].correlation,
+        }
+        for h in HANDICAPS
+    ]
+    return table(rows, index="handicap", digits=3)
+
+
+def gradient_claims(auto: torch.Tensor, formula: torch.Tensor) -> list[Claim]:
+    """Autograd's gradient is ``2 (y - t) x``; weights with equal inputs get equal gradients (A = C, B = D).
+
+    Example:
+        >>> from dropoutlib.course.claims import check
+        >>> check(gradient_claims(*linear_unit_gradients([0.001, 1.0], [0.5, 0.5], target=1.0)))
+        ✓ autograd matches dL/dy * x (max |difference|) (0 < 1e-12)
+        ✓ equal inputs give equal gradients (A = C, B = D) (equal)
+    """
+    difference = (auto - formula).abs().max().item()
+    half = len(auto) // 2
+    equal = bool((auto[:half] == auto[half:]).all())
+    return [
+        below("autograd matches dL/dy * x (max |difference|)", difference, 1e-12),
+        Claim("equal inputs give equal gradients (A = C, B = D)", equal, "equal" if equal else "differ"),
+    ]
+
+
+def copies_claims(plain: torch.Tensor, dropped: torch.Tensor, p: float) -> list[Claim]:
+    """Four copies: without dropout the gap C - A never moves and A ends no larger; with dropout they meet.
+
+    ``plain`` and ``dropped`` are :func:`train_copies` paths without and with dropout ``p``; "meet"
+    means the mean of the last :data:`TAIL` steps is within 0.03 of :func:`copies_equilibrium`.
+    """
+    gap = plain[:, 2] - plain[:, 0]
+    tail = dropped[-TAIL:].mean(dim=0)
+    return [
+        below("without dropout the gap C - A does not move", (gap - gap[0]).abs().max().item(), 1e-12),
+        below("without dropout A ends no larger than it started", plain[-1, 0].item(), 0.01),
+        below(
+            "with dropout all weights meet at 2/(4 + p/q) (max |distance|)",
+            (tail - copies_equilibrium(p)).abs().max().item(),
+            0.03,
+        ),
+    ]
+
+
+def gradient_norm_claims(ratios: dict[tuple[str, float], tuple[float, float]]) -> list[Claim]:
+    """Scaling a unit's weights by ``s``: in -> the outgoing gradient scales by ``s``; out -> the incoming.
+
+    ``ratios[where, s]`` is ``(gradient into / at s=1, gradient out of / at s=1)`` with the weights
+    into the unit (``"in"``), out of it (``"out"``) or ``"both"`` scaled by ``s``.
+    """
+    expected = {"in": lambda s: (1.0, s), "out": lambda s: (s, 1.0), "both": lambda s: (s, s)}
+    statements = {
+        "in": "incoming scaled: own gradient unchanged, outgoing gradient x s",
+        "out": "outgoing scaled: own gradient unchanged, incoming gradient x s",
+        "both": "both scaled: both gradients x s",
+    }
+    claims = []
+    for where, statement in statements.items():
+        pairs = [(ratios[key], expected[where](key[1])) for key in ratios if key[0] == where]
+        holds = all(np.allclose(got, want) for got, want in pairs)
+        claims.append(Claim(statement, holds, f"{len(pairs)} values of s, within np.allclose"))
+    return claims
+
+
+def handicap_claims(runs: Runs) -> list[Claim]:
+    """The handicaps on digits: "both" minor without dropout, a part with it; "in" recovers; "out" marks.
+
+    And dropout changes the test accuracy by less than 0.03 in every condition.
+    """
+    share = {key: r.share for key, r in runs.items()}
+    acc_change = max(abs(runs[h, 0.5].test_acc - runs[h, 0.0].test_acc) for h in HANDICAPS)
+    return [
+        below("both handicapped, no dropout: they stay minor (A-share)", share["both", 0.0], 0.1),
+        above("both handicapped, dropout: they take a part (A-share)", share["both", 0.5], 0.2),
+        above("handicapped on the inputs only: they recover (A-share)", share["in", 0.0], 0.3),
+        below(
+            "a small outgoing weight leaves a mark (A-share vs no handicap)",
+            share["out", 0.0],
+            share["none", 0.0],
+        ),
+        above("dropout gives out-handicapped units more (A-share)", share["out", 0.5], share["out", 0.0]),
+        below("dropout changes the test accuracy only a little (max |change|)", acc_change, 0.03),
+    ]
+
+
+def dynamics_claims(runs: Runs) -> list[Claim]:
+    """Doubly handicapped units end far stronger with dropout, lead early, and the error stays larger.
+
+    Strength: > 3 times that without dropout at the end; share after 10 epochs: larger; the
+    training loss of the last epoch (dropout active): more than twice that without dropout.
+    """
+    plain, dropped = runs["both", 0.0], runs["both", 0.5]
+    return [
+        above(
+            "with dropout they end far stronger (relative strength)",
+            dropped.strength_path[-1],
+            3 * plain.strength_path[-1],
+        ),
+        above(
+            "dropout helps them early (A-share after 10 epochs)", dropped.share_path[10], plain.share_path[10]
+        ),
+        above(
+            "with dropout the error stays much larger (last epoch's loss)",
+            dropped.history.objective[-1],
+            2 * plain.history.objective[-1],
+        ),
+    ]
+
+
+def spread_claims(runs: Runs) -> list[Claim]:
+    """In every condition dropout lowers the Gini coefficient, adds effective units, halves the top unit."""
+    claims = []
+    for h in HANDICAPS:
+        plain, dropped = runs[h, 0.0], runs[h, 0.5]
+        claims += [
+            below(f"{h}: dropout lowers the Gini coefficient", dropped.gini, plain.gini),
+            above(f"{h}: dropout gives more effective units", dropped.effective, plain.effective),
+            below(
+                f"{h}: the most important unit matters half as much",
+                dropped.importance.max().item(),
+                plain.importance.max().item() / 2,
+            ),
+        ]
+    return claims
+
+
+def correlation_claims(runs: Runs) -> list[Claim]:
+    """Dropout changes the mean absolute correlation of the hidden units by < 0.1 in every condition."""
+    change = max(abs(runs[h, 0.5].correlation - runs[h, 0.0].correlation) for h in HANDICAPS)
+    return [below("dropout changes the mean |correlation| only a little (max |change|)", change, 0.1)]
+
+
+def correlation_sign_claims_over_seeds(runs_by_seed: Sequence[Runs]) -> list[Claim]:
+    """Over several seeds the change in correlation has no consistent sign: some go up, some down.
+
+    A claim about seeds together (one seed's four changes may all share a sign), so the chapter
+    states it from the course's tests and does not check it on its own seed.
+    """
+    changes = [
+        runs[h, 0.5].correlation - runs[h, 0.0].correlation for runs in runs_by_seed for h in HANDICAPS
+    ]
+    return [
+        Claim(
+            "the change in correlation takes both signs",
+            min(changes) < 0 < max(changes),
+            f"from {min(changes):+.3f} to {max(changes):+.3f}",
+        )
+    ]
+
+
+def adam_claims(adam: HandicapRun) -> list[Claim]:
+    """Adam, no dropout: doubly handicapped units recover, > 1/5 of the importance, > 1/2 the strength."""
+    relative = (adam.strength[adam.handicapped].mean() / adam.strength[~adam.handicapped].mean()).item()
+    return [
+        above("with Adam the handicapped units recover without dropout (A-share)", adam.share, 0.2),
+        above("they reach half the others' strength", relative, 0.5),
+    ]

@@ -42,33 +42,50 @@ from dropoutlib._validation import (
     check_positive_int,
     check_probability,
 )
+from dropoutlib.course.claims import Claim, above, below
 from dropoutlib.course.data import Split, load_digits
 from dropoutlib.course.seeding import check_seed, seed_everything
 from dropoutlib.course.train import History, fit
 from dropoutlib.nn.dropout import Dropout, StandardDropout
 
 if TYPE_CHECKING:
+    import pandas as pd
     from matplotlib.axes import Axes
 
 __all__ = [
+    "ERROR_ROWS",
     "KINDS",
     "MAX_UNITS",
+    "Z_ONE_BOUND",
+    "Z_ONE_BOUND_OVER_SEEDS",
     "EnsembleComparison",
     "MonteCarloCurve",
     "PredictionDistance",
     "SubnetworkTable",
     "all_masks",
+    "averaging_claims",
     "build_net",
+    "coinciding_errors_claims",
     "compare_predictions",
+    "confidence_claims",
+    "deep_network_claims",
     "enumerate_subnetworks",
     "error_rate",
+    "error_table",
     "expected_over_masks",
+    "jensen_claims",
+    "less_dropout_claims",
+    "mask_claims",
     "mask_probabilities",
+    "monte_carlo_claims",
     "monte_carlo_errors",
+    "monte_carlo_table",
     "normalized_geometric_mean",
     "plot_monte_carlo",
     "prediction_distance",
+    "repaired_weights_claims",
     "split_at_dropout",
+    "subnetwork_claims",
     "train_net",
 ]
 
@@ -169,8 +186,11 @@ def split_at_dropout(model: nn.Module) -> tuple[nn.Sequential, nn.Sequential, fl
     p = float(layers[i].p)
     if p >= 1.0:
         raise ValueError("the dropout layer drops every unit (p=1): there is no ensemble to average")
-    return nn.Sequential(*layers[:i]), nn.Sequential(*layers[i + 1 :]), p, not isinstance(
-        layers[i], StandardDropout
+    return (
+        nn.Sequential(*layers[:i]),
+        nn.Sequential(*layers[i + 1 :]),
+        p,
+        not isinstance(layers[i], StandardDropout),
     )
 
 
@@ -654,14 +674,24 @@ def plot_monte_carlo(
     mean, se = 100 * curve.mean, 100 * curve.standard_error
     ax.fill_between(ks, mean - se, mean + se, color=COLORS["dropout"], alpha=0.25, lw=0)
     ax.plot(ks, mean, "o-", ms=4, color=COLORS["dropout"], label="Monte Carlo, k sub-networks")
-    ax.axhline(100 * scaling_error, color=COLORS["baseline"], ls="--", lw=1.6,
-               label="weight scaling (eval mode)")
-    ax.axhline(100 * arithmetic_error, color=COLORS["neutral"], ls=":", lw=1.6,
-               label="exact ensemble (all masks)")
+    ax.axhline(
+        100 * scaling_error, color=COLORS["baseline"], ls="--", lw=1.6, label="weight scaling (eval mode)"
+    )
+    ax.axhline(
+        100 * arithmetic_error, color=COLORS["neutral"], ls=":", lw=1.6, label="exact ensemble (all masks)"
+    )
     if meeting_point is not None:
         j = curve.ks.index(meeting_point)
-        ax.plot([meeting_point], [mean[j]], "s", ms=10, mfc="none", mec="black", mew=1.5,
-                label=f"meets weight scaling: k = {meeting_point}")
+        ax.plot(
+            [meeting_point],
+            [mean[j]],
+            "s",
+            ms=10,
+            mfc="none",
+            mec="black",
+            mew=1.5,
+            label=f"meets weight scaling: k = {meeting_point}",
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")  # the curve falls by an order of magnitude: show the approach in detail
     low, high = 0.8 * mean.min(), 1.25 * mean.max()
@@ -670,3 +700,264 @@ def plot_monte_carlo(
     ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("number of sampled sub-networks k")
     ax.set_ylabel("test error (%, log scale)")
+
+
+# --- tables and claims of chapter 4 ---------------------------------------------------------------
+
+#: The rows of :func:`error_table`: label -> attribute of :class:`EnsembleComparison`.
+ERROR_ROWS = {
+    "exact ensemble (arithmetic mean)": "arithmetic_error",
+    "normalized geometric mean": "geometric_error",
+    "weight scaling (eval mode)": "scaling_error",
+    "one sub-network, on average": "subnetwork_error",
+}
+#: How many standard errors the Monte Carlo error at ``k = 1`` may lie from one sub-network's exact
+#: expected error: in the chapter's own run, and over the claims test's five seeds (which allow for
+#: chance: among many seeds one is expected beyond three standard errors now and then).
+Z_ONE_BOUND = 3.0
+Z_ONE_BOUND_OVER_SEEDS = 4.0
+
+
+def error_table(comparisons: dict[str, EnsembleComparison]) -> pd.DataFrame:
+    """The test errors of the ways to predict, one column per network: a DataFrame (4 decimals).
+
+    Example:
+        >>> from dropoutlib.course.models import mlp
+        >>> _ = torch.manual_seed(0)
+        >>> table = enumerate_subnetworks(mlp(5, [4], 3, p=0.5), torch.randn(7, 5))
+        >>> c = compare_predictions(table, torch.zeros(7, dtype=torch.int64))
+        >>> error_table({"tiny": c}).shape
+        (4, 1)
+    """
+    from dropoutlib.course.book import table
+
+    rows = [
+        {"test error": label, **{name: getattr(c, field) for name, c in comparisons.items()}}
+        for label, field in ERROR_ROWS.items()
+    ]
+    return table(rows, index="test error", digits=4)
+
+
+def monte_carlo_table(curves: dict[str, MonteCarloCurve]) -> pd.DataFrame:
+    """Mean and standard error of the Monte Carlo test error at each ``k``, per network (4 decimals).
+
+    Example:
+        >>> curve = MonteCarloCurve((1, 10), np.array([[0.3, 0.1], [0.2, 0.1]]))
+        >>> monte_carlo_table({"net": curve}).loc[1].tolist()
+        [0.25, 0.05]
+    """
+    from dropoutlib.course.book import table
+
+    ks = next(iter(curves.values())).ks
+    rows = [
+        {
+            "k": k,
+            **{
+                f"{name} {what}": float(values[j])
+                for name, c in curves.items()
+                for what, values in (("mean", c.mean), ("se", c.standard_error))
+            },
+        }
+        for j, k in enumerate(ks)
+    ]
+    return table(rows, index="k", digits=4)
+
+
+def mask_claims(weights: torch.Tensor, source_weights: torch.Tensor, kept: torch.Tensor) -> list[Claim]:
+    """The mask probabilities ``q^k p^(n-k)`` add up to 1; the source's ``(1-p)^k`` favours keeping nothing.
+
+    Example:
+        >>> from dropoutlib.course.claims import check
+        >>> masks = all_masks(3)
+        >>> kept = masks.sum(dim=1)
+        >>> check(mask_claims(mask_probabilities(masks, 0.5), 0.5**kept, kept))
+        ✓ the mask probabilities add up to 1 (|1 - 1| < 1e-12)
+        ✓ the source's heaviest mask keeps no unit (keeps 0)
+    """
+    total = weights.sum().item()
+    heaviest = int(kept[source_weights.argmax()])
+    return [
+        Claim("the mask probabilities add up to 1", abs(total - 1) < 1e-12, f"|{total:.12g} - 1| < 1e-12"),
+        Claim("the source's heaviest mask keeps no unit", heaviest == 0, f"keeps {heaviest}"),
+    ]
+
+
+def subnetwork_claims(table: SubnetworkTable, error_by_k: np.ndarray) -> list[Claim]:
+    """Sub-networks that keep more units err less; the one that keeps none gives one output for all.
+
+    ``error_by_k[k]`` is the mean test error of the sub-networks that keep ``k`` units.
+    """
+    constant = bool((table.probs[0] == table.probs[0, 0]).all())
+    return [
+        Claim(
+            "sub-networks that keep more units make fewer errors",
+            bool(np.all(np.diff(error_by_k) < 0)),
+            "mean error for k = 0, 1, ...: " + ", ".join(f"{e:.3f}" for e in error_by_k),
+        ),
+        Claim(
+            "keeping no unit gives one output for every image",
+            constant,
+            "identical rows" if constant else "rows differ",
+        ),
+    ]
+
+
+def averaging_claims(c: EnsembleComparison) -> list[Claim]:
+    r"""One hidden layer: weight scaling *is* the geometric mean; the arithmetic mean differs, errs alike.
+
+    And the exact ensemble errs less than a third as often as one sub-network drawn by dropout.
+    """
+    gm_ws, am_ws = c.geometric_vs_scaling, c.arithmetic_vs_scaling
+    return [
+        below("weight scaling equals the geometric mean (max |difference|)", gm_ws.max_abs, 1e-13),
+        above("the arithmetic mean is another distribution (mean TV)", am_ws.mean_tv, 0.05),
+        below(
+            "the arithmetic mean and weight scaling err alike (|error gap|)",
+            abs(c.arithmetic_error - c.scaling_error),
+            0.01,
+        ),
+        below("they rarely predict different classes", am_ws.disagreement, 0.02),
+        below(
+            "the ensemble errs < 1/3 as often as one sub-network", c.arithmetic_error, c.subnetwork_error / 3
+        ),
+    ]
+
+
+def confidence_claims(confidence_am: float, confidence_ws: float, ws_above: float) -> list[Claim]:
+    """Weight scaling is more confident than the arithmetic mean, and favours the correct class.
+
+    ``confidence_*`` are the mean probabilities of the predicted class; ``ws_above`` the share of
+    images on which weight scaling gives the correct class more probability than the arithmetic mean.
+    """
+    return [
+        above("weight scaling is more confident than the arithmetic mean", confidence_ws, confidence_am),
+        above("it gives the correct class more probability on most images", ws_above, 0.8),
+    ]
+
+
+def jensen_claims(relu_ensemble: torch.Tensor, relu_scaling: torch.Tensor, gm_check: float) -> list[Claim]:
+    r"""Jensen, measured: :math:`\mathbb E[\mathrm{relu}(a)] \ge \mathrm{relu}(\mathbb E[a])` everywhere.
+
+    Weight scaling visibly underestimates the second layer's mean activation, and the geometric mean
+    is the softmax of the average logits (``gm_check``: its largest difference from it).
+    """
+    shortfall = (relu_scaling - relu_ensemble).max().item()
+    ratio = (relu_scaling.mean() / relu_ensemble.mean()).item()
+    return [
+        below("E[relu(a)] >= relu(E[a]), for every unit and image (max shortfall)", shortfall, 1e-12),
+        below("weight scaling underestimates the mean activation (ratio)", ratio, 0.95),
+        below("the geometric mean is the softmax of the average logits", gm_check, 1e-12),
+    ]
+
+
+def deep_network_claims(c: EnsembleComparison, deep_acc: float, shallow_acc: float) -> list[Claim]:
+    """With a ReLU layer after the dropout, weight scaling differs from the means and errs more.
+
+    ``deep_acc`` and ``shallow_acc`` are the two networks' test accuracies in evaluation mode (that
+    is, with weight scaling): the deep network's is the lower.
+    """
+    gm_ws = c.geometric_vs_scaling
+    return [
+        below("in eval mode the deep network is less accurate than the shallow one", deep_acc, shallow_acc),
+        above("weight scaling differs from the geometric mean (max |difference|)", gm_ws.max_abs, 0.1),
+        above("they predict different classes on some images", gm_ws.disagreement, 0.01),
+        above(
+            "weight scaling errs clearly more than the geometric mean",
+            c.scaling_error,
+            c.geometric_error + 0.01,
+        ),
+        above(
+            "weight scaling errs clearly more than the exact ensemble",
+            c.scaling_error,
+            c.arithmetic_error + 0.01,
+        ),
+    ]
+
+
+def monte_carlo_claims(
+    curves: dict[str, MonteCarloCurve],
+    comparisons: dict[str, EnsembleComparison],
+    *,
+    z_bound: float = Z_ONE_BOUND,
+) -> list[Claim]:
+    """Monte Carlo meets weight scaling after tens of samples (shallow) and converges to the ensemble.
+
+    ``curves`` and ``comparisons`` hold the ``"shallow"`` and ``"deep"`` networks. At ``k = 1`` the
+    mean error lies within ``z_bound`` standard errors of one sub-network's exact expected error; at
+    ``k = 1000`` (the grid's last ``k``) within 0.004 of the exact ensemble's, for both networks. The
+    deep network meets weight scaling earlier and ends well below it.
+    """
+    shallow, deep = curves["shallow"], curves["deep"]
+    c_shallow, c_deep = comparisons["shallow"], comparisons["deep"]
+    meet_shallow = shallow.meeting_point(c_shallow.scaling_error)
+    meet_deep = deep.meeting_point(c_deep.scaling_error)
+    z_one = (shallow.mean[0] - c_shallow.subnetwork_error) / shallow.standard_error[0]
+    claims = [
+        Claim(
+            "shallow: Monte Carlo meets weight scaling at 10 <= k <= 100",
+            meet_shallow is not None and 10 <= meet_shallow <= 100,
+            f"k = {meet_shallow}",
+        ),
+        above(
+            "one sampled sub-network errs > 3 times as often as weight scaling",
+            shallow.mean[0],
+            3 * c_shallow.scaling_error,
+        ),
+        below("k = 1 agrees with one sub-network's exact error (|z|)", abs(z_one), z_bound),
+    ]
+    for name in ("shallow", "deep"):
+        gap = abs(curves[name].mean[-1] - comparisons[name].arithmetic_error)
+        k = curves[name].ks[-1]
+        claims.append(below(f"{name}: k = {k} is at the exact ensemble (|gap|)", gap, 0.004))
+    claims += [
+        Claim(
+            "deep: Monte Carlo meets weight scaling earlier",
+            meet_deep is not None and meet_shallow is not None and meet_deep < meet_shallow,
+            f"k = {meet_deep} < {meet_shallow}",
+        ),
+        below("deep: Monte Carlo ends well below weight scaling", deep.mean[-1], c_deep.scaling_error - 0.02),
+    ]
+    return claims
+
+
+def coinciding_errors_claims(c: EnsembleComparison) -> list[Claim]:
+    """What the prose says of the chapter's own run only: the exact ensemble and weight scaling err equally.
+
+    A fact of seed 0 (the two horizontal lines of the figure coincide), not a claim over seeds: on
+    other seeds they differ by a few images, within :func:`averaging_claims`' bound. The claims test
+    does not call it.
+    """
+    return [
+        Claim(
+            "in this run the exact ensemble and weight scaling err on as many images",
+            c.arithmetic_error == c.scaling_error,
+            f"{c.arithmetic_error:.4f} == {c.scaling_error:.4f}",
+        )
+    ]
+
+
+def repaired_weights_claims(repaired_error: float, c: EnsembleComparison) -> list[Claim]:
+    """Exercise 3: the source's weights, renormalized (``p' = 1/(2-p)``), barely change the error."""
+    return [
+        below(
+            "the repaired weights barely change the error (|difference|)",
+            abs(repaired_error - c.arithmetic_error),
+            0.02,
+        )
+    ]
+
+
+def less_dropout_claims(light: EnsembleComparison, heavy: EnsembleComparison) -> list[Claim]:
+    """Exercise 5: ``p = 0.2`` (``light``) instead of 0.5 (``heavy``) shrinks the Jensen gap."""
+    return [
+        below(
+            "p = 0.2 cuts the mean TV to weight scaling > 3-fold",
+            light.geometric_vs_scaling.mean_tv,
+            heavy.geometric_vs_scaling.mean_tv / 3,
+        ),
+        below(
+            "p = 0.2: weight scaling errs like the geometric mean (|gap|)",
+            abs(light.scaling_error - light.geometric_error),
+            0.01,
+        ),
+    ]

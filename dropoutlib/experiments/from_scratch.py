@@ -18,26 +18,43 @@ Both carry the factor ``s_nj``, so both are exactly zero when unit ``j`` was dro
 when unit ``j`` was dropped in every example, which happens with probability ``p^B``.
 
 Every network here is float64 so that "exactly zero" and "nonzero" are not blurred by rounding.
+
+The ``*_claims`` functions turn the chapter's measurements into its claims
+(:class:`~dropoutlib.course.claims.Claim`), each threshold written once, here: the chapter checks them
+for its own seed, ``tests/chapters/test_from_scratch_claims.py`` for five seeds. A statistical claim
+allows :data:`STANDARD_ERRORS` standard errors (:func:`sampling_tolerance`).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from dropoutlib._validation import check_positive_int, check_probability
+from dropoutlib.course.claims import Claim, above, below
 from dropoutlib.nn.dropout import DropoutFunction, dropout, dropout_mask
 
 __all__ = [
+    "STANDARD_ERRORS",
     "DroppedUnitGradients",
+    "backward_claims",
     "batch_gradient",
+    "bitwise_claims",
     "dropped_unit_gradients",
+    "forward_claims",
+    "gradient_claims",
     "init_two_layer",
+    "mask_claims",
     "per_example_gradients",
+    "rounding_claims",
+    "sampling_tolerance",
     "two_layer_loss",
+    "zero_column_claims",
     "zero_gradient_column_frequency",
 ]
 
@@ -46,9 +63,7 @@ _ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu}
 
 def _activation(name: str):
     if name not in _ACTIVATIONS:
-        raise ValueError(
-            f"activation must be one of {sorted(_ACTIVATIONS)}, got activation={name!r}"
-        )
+        raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got activation={name!r}")
     return _ACTIVATIONS[name]
 
 
@@ -284,3 +299,284 @@ def zero_gradient_column_frequency(
     zero_columns = int((grad_w2 == 0).all(dim=1).sum())  # grad_w2: (n_batches, C, H)
     trials = n_batches * hidden
     return zero_columns / trials, trials
+
+
+# --------------------------------------------------------------------------------------------------
+# The chapter's claims. Every threshold they use is one of these constants or written in them.
+# --------------------------------------------------------------------------------------------------
+
+#: A measured mean or frequency matches its expected value within this many standard errors.
+STANDARD_ERRORS = 4
+#: The NumPy backward pass matches the numerical gradient (float64) to this relative error ...
+GRADIENT_TOLERANCE = 1e-7
+#: ... while a backward that forgets the 1/q is off by more than this.
+WRONG_BACKWARD_ERROR = 0.1
+#: Dividing after multiplying changes values in the last bit only: by at most this, relatively.
+LAST_BIT = 1e-6
+#: The per-example gradients average to the batch gradient (float64) up to this.
+MEAN_GRADIENT_TOLERANCE = 1e-12
+
+
+def sampling_tolerance(variance: float, n: int) -> float:
+    r"""How far the mean of ``n`` independent draws of the given ``variance`` may stray: the claims' bound.
+
+    :data:`STANDARD_ERRORS` standard errors, :math:`4\sqrt{\mathrm{variance}/n}`: for the fraction
+    of units dropped the variance is :math:`pq`, for an output of inverted dropout on ones
+    :math:`p/q`.
+
+    Example:
+        >>> round(sampling_tolerance(0.3 * 0.7, 100_000), 4)
+        0.0058
+    """
+    return STANDARD_ERRORS * math.sqrt(variance / n)
+
+
+def mask_claims(
+    fractions: Mapping[float, float], n: int, dropped_per_example: torch.Tensor, units: int, p: float
+) -> list[Claim]:
+    """One coin per unit: the fraction dropped is ``p``, and so is the mean count per example over ``units``.
+
+    ``fractions`` maps each ``p`` to the fraction dropped among ``n`` coins: within
+    :func:`sampling_tolerance` ``(p q, n)`` of ``p``. ``dropped_per_example`` counts the units dropped
+    in each example of a batch mask of ``units`` columns at drop probability ``p``: its mean is
+    ``units p`` within the same number of standard errors.
+
+    Example:
+        >>> counts = torch.tensor([19, 20, 18, 20])
+        >>> [claim.holds for claim in mask_claims({0.3: 0.301}, 100_000, counts, 64, 0.3)]
+        [True, True]
+    """
+    claims = [
+        below(f"p = {p:g}: the fraction dropped is p", abs(fraction - p), sampling_tolerance(p * (1 - p), n))
+        for p, fraction in fractions.items()
+    ]
+    mean = dropped_per_example.double().mean().item()
+    claims.append(
+        below(
+            f"the units dropped per example average {units} p",
+            abs(mean - units * p),
+            sampling_tolerance(units * p * (1 - p), len(dropped_per_example)),
+        )
+    )
+    return claims
+
+
+def forward_claims(
+    x: torch.Tensor, y: torch.Tensor, y_eval: torch.Tensor, p: float, ones_out: torch.Tensor, ones_p: float
+) -> list[Claim]:
+    """The forward pass: zero, then rescale by ``1/q``; the identity in evaluation mode; the mean kept.
+
+    ``y`` is ``dropout(x, p)`` in training and ``y_eval`` in evaluation mode; ``ones_out`` is
+    ``dropout(ones, ones_p)`` over many units, whose mean is 1 within :func:`sampling_tolerance`
+    ``(p / q, n)`` (each output is 0 or ``1/q``).
+
+    Example:
+        >>> x = torch.arange(1.0, 5.0)
+        >>> y = torch.tensor([2.0, 0.0, 6.0, 0.0])
+        >>> [c.holds for c in forward_claims(x, y, x, 0.5, torch.tensor([2.0, 0.0]), 0.5)]
+        [True, True, True]
+    """
+    kept = y != 0
+    scale = 1 / (1 - p)
+    mean = ones_out.double().mean().item()
+    return [
+        Claim(
+            f"kept values are scaled by 1/q = {scale:g}",
+            torch.equal(y[kept], x[kept] * scale),
+            f"{int(kept.sum())} kept of {y.numel()}",
+        ),
+        Claim(
+            "in evaluation mode dropout returns its input",
+            y_eval is x,
+            "the same tensor" if y_eval is x else "another tensor",
+        ),
+        below(
+            f"p = {ones_p:g}: the mean of dropout(ones) is 1",
+            abs(mean - 1),
+            sampling_tolerance(ones_p / (1 - ones_p), ones_out.numel()),
+        ),
+    ]
+
+
+def backward_claims(error: float, forgot_scale: float, analytic: np.ndarray, mask: np.ndarray) -> list[Claim]:
+    """The NumPy backward pass against a numerical gradient.
+
+    ``error`` is the relative error of ``analytic`` (the backward pass) against the numerical
+    gradient, below :data:`GRADIENT_TOLERANCE`; ``forgot_scale`` that of a backward without the
+    ``1/q``, above :data:`WRONG_BACKWARD_ERROR`; and the gradient is exactly zero where ``mask`` is
+    zero and nonzero elsewhere.
+
+    Example:
+        >>> mask = np.array([0.0, 2.0])
+        >>> [c.holds for c in backward_claims(1e-10, 0.5, np.array([0.0, 1.3]), mask)]
+        [True, True, True]
+    """
+    masked = bool(np.all(analytic[mask == 0] == 0) and np.all(analytic[mask != 0] != 0))
+    return [
+        below("the backward pass matches the numerical gradient", error, GRADIENT_TOLERANCE),
+        Claim(
+            "dropped entries get exactly zero gradient, kept ones not",
+            masked,
+            f"{int((mask == 0).sum())} dropped, {int((mask != 0).sum())} kept",
+        ),
+        above("the check catches a backward that forgets the 1/q", forgot_scale, WRONG_BACKWARD_ERROR),
+    ]
+
+
+def bitwise_claims(
+    gradcheck_passed: bool, rows: Sequence[Mapping[str, object]], layers_equal: bool, eval_identity: bool
+) -> list[Claim]:
+    """The PyTorch version: ``gradcheck`` passes, and ``dropoutlib`` equals PyTorch bit for bit.
+
+    ``rows`` holds, for each ``p``, whether ``dropoutlib.dropout`` and ``F.dropout`` gave equal
+    ``"outputs equal"`` and ``"gradients equal"`` after the same seed; ``layers_equal`` whether
+    ``dropoutlib.Dropout`` and ``nn.Dropout`` did, ``eval_identity`` whether both return their input
+    in evaluation mode.
+
+    Example:
+        >>> rows = [{"p": 0.5, "outputs equal": True, "gradients equal": True}]
+        >>> len(bitwise_claims(True, rows, True, True))
+        4
+    """
+    claims = [Claim("gradcheck passes for DropoutFunction", bool(gradcheck_passed), f"{gradcheck_passed}")]
+    claims += [
+        Claim(
+            f"p = {row['p']:g}: dropoutlib.dropout is F.dropout, bit for bit",
+            bool(row["outputs equal"] and row["gradients equal"]),
+            f"outputs equal: {row['outputs equal']}, gradients equal: {row['gradients equal']}",
+        )
+        for row in rows
+    ]
+    claims.append(
+        Claim("dropoutlib.Dropout is nn.Dropout in training mode", bool(layers_equal), f"{layers_equal}")
+    )
+    claims.append(Claim("in evaluation mode both return the input", bool(eval_identity), f"{eval_identity}"))
+    return claims
+
+
+def rounding_claims(
+    reordered: torch.Tensor, reference: torch.Tensor, uniform_mask: torch.Tensor, p: float
+) -> list[Claim]:
+    """Two correct dropouts that are not PyTorch's bits: rounding, and the use of the random stream.
+
+    ``reference`` is ``F.dropout(x, p)``; ``reordered`` is ``x * keep / q`` with the same mask
+    (divided after multiplying): the same zeros, some values different, by at most :data:`LAST_BIT`
+    relatively. ``uniform_mask`` is ``rand_like(x) >= p`` after the same seed: it drops a fraction
+    ``p`` (within :func:`sampling_tolerance`) but is not ``F.dropout``'s mask.
+
+    Example:
+        >>> ref = torch.tensor([0.0, 1.0 / 0.7, 0.0])
+        >>> re = torch.tensor([0.0, 1.0 / 0.7 + 1e-7, 0.0])
+        >>> [c.holds for c in rounding_claims(re, ref, torch.tensor([True, False, True]), 0.3)]
+        [True, True, True, True, True]
+    """
+    differ = int((reordered != reference).sum())
+    max_rel = ((reordered - reference).abs() / reference.abs().clamp_min(1e-30)).max().item()
+    dropped = 1 - uniform_mask.double().mean().item()
+    return [
+        Claim(
+            "x * keep / q has the same zeros as F.dropout",
+            torch.equal(reordered == 0, reference == 0),
+            f"{int((reordered == 0).sum())} and {int((reference == 0).sum())} zeros",
+        ),
+        above("x * keep / q rounds some values differently", differ, 0),
+        below("by a last bit only (relative difference)", max_rel, LAST_BIT),
+        below(
+            "the rand >= p mask drops a fraction p",
+            abs(dropped - p),
+            sampling_tolerance(p * (1 - p), uniform_mask.numel()),
+        ),
+        Claim(
+            "the rand >= p mask is not F.dropout's",
+            not torch.equal(uniform_mask, reference != 0),
+            f"agrees on {(uniform_mask == (reference != 0)).double().mean().item():.4f} of the units",
+        ),
+    ]
+
+
+def gradient_claims(r: DroppedUnitGradients, activation: str = "tanh") -> list[Claim]:
+    """Which weights a dropped unit's example leaves untouched (``r`` from :func:`dropped_unit_gradients`).
+
+    A dropped (example, unit) pair sends exactly zero gradient out of and into the unit, and the
+    per-example gradients average to the batch gradient (within :data:`MEAN_GRADIENT_TOLERANCE`).
+    With ``activation="tanh"`` a kept pair's gradient is nonzero in every entry, so a column of the
+    batch gradient is zero exactly for the units dropped in every example. With ``"relu"`` some kept
+    units are inactive and get zero gradient too, into and out of the unit.
+
+    Example:
+        >>> r = dropped_unit_gradients(seed=0, p=0.5, batch_size=4, hidden=8)
+        >>> all(claim.holds for claim in gradient_claims(r))
+        True
+    """
+    _activation(activation)
+    dropped = ~r.kept
+    n_dropped = int(dropped.sum())
+    zero = int(((r.out_norm == 0) & (r.in_norm == 0))[dropped].sum())
+    claims = [
+        Claim(
+            "a dropped unit gets exactly zero gradient, out of and into it",
+            zero == n_dropped,
+            f"{zero} of {n_dropped} dropped pairs",
+        ),
+        below(
+            "the batch gradient is the mean of the per-example gradients",
+            r.mean_error,
+            MEAN_GRADIENT_TOLERANCE,
+        ),
+    ]
+    if activation == "tanh":
+        nonzero = int((r.out_nonzero & r.in_nonzero)[r.kept].sum())
+        n_kept = int(r.kept.sum())
+        claims.append(
+            Claim(
+                "a kept unit gets nonzero gradient in every entry",
+                nonzero == n_kept,
+                f"{nonzero} of {n_kept} kept pairs",
+            )
+        )
+        zero_in_batch = r.batch_out_norm == 0
+        claims.append(
+            Claim(
+                "a zero batch gradient means dropped in every example",
+                torch.equal(r.dropped_everywhere, zero_in_batch),
+                f"{int(zero_in_batch.sum())} zero columns, "
+                f"{int(r.dropped_everywhere.sum())} units dropped everywhere",
+            )
+        )
+    else:
+        kept_zero = r.kept & (r.out_norm == 0)
+        claims.append(
+            Claim(
+                "some kept units are inactive and get zero gradient",
+                bool(kept_zero.any()),
+                f"{int(kept_zero.sum())} of {int(r.kept.sum())} kept pairs",
+            )
+        )
+        claims.append(
+            Claim(
+                "an inactive unit also blocks the weights into it",
+                bool((r.in_norm[kept_zero] == 0).all()),
+                f"{int((r.in_norm[kept_zero] == 0).sum())} of {int(kept_zero.sum())}",
+            )
+        )
+    return claims
+
+
+def zero_column_claims(measured: Mapping[int, tuple[float, int]], p: float) -> list[Claim]:
+    """Columns of ``W2`` get a zero batch gradient with probability ``p^B``.
+
+    ``measured`` maps each batch size ``B`` to :func:`zero_gradient_column_frequency`'s
+    ``(frequency, trials)``: within :func:`sampling_tolerance` ``(p^B (1 - p^B), trials)`` of ``p^B``.
+
+    Example:
+        >>> [claim.holds for claim in zero_column_claims({1: (0.51, 3200), 2: (0.5, 3200)}, 0.5)]
+        [True, False]
+    """
+    return [
+        below(
+            f"B = {b}: a zero column has probability p^B",
+            abs(frequency - p**b),
+            sampling_tolerance(p**b * (1 - p**b), trials),
+        )
+        for b, (frequency, trials) in measured.items()
+    ]

@@ -13,6 +13,9 @@ every training point and fits the noise.
 - :func:`total_variation` measures how much a curve goes up and down; :func:`count_droppable_units`
   counts the units a dropout layer can silence, ``n``, so that there are ``2**n`` masks.
 - :func:`plot_toy_fits` draws fits over the training and test points.
+- The ``*_claims`` functions turn those measurements into the chapter's claims
+  (:class:`~dropoutlib.course.claims.Claim`), each threshold written once, here: the chapter checks
+  them for its own draw of the data, ``tests/chapters/test_overfitting_claims.py`` for five draws.
 
 Notation: ``p`` is the probability of dropping a unit, ``q = 1 - p`` of keeping it.
 """
@@ -23,11 +26,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from dropoutlib._validation import check_positive_int, check_probability
+from dropoutlib.course.claims import Claim, above, below
 from dropoutlib.course.data import Split, toy_regression
 from dropoutlib.course.models import mlp
 from dropoutlib.course.seeding import check_seed
@@ -40,12 +45,22 @@ if TYPE_CHECKING:
 __all__ = [
     "EPOCHS",
     "HIDDEN",
+    "LINE_TOLERANCE",
     "LR",
+    "DrawComparison",
     "ToyFit",
     "bagged_ensemble",
+    "compare_draws",
     "count_droppable_units",
+    "draws_claims",
+    "ensemble_claims",
+    "fit_claims",
     "fit_toy_regression",
+    "loss_gain_claims",
+    "loss_gain_claims_over_draws",
     "plot_toy_fits",
+    "straight_line_claims",
+    "sweep_claims",
     "total_variation",
 ]
 
@@ -160,6 +175,24 @@ def _check_data(data: Any, seed: int) -> Split:
     return data
 
 
+def _train(
+    data: Split,
+    hidden: Sequence[int],
+    p: float,
+    seed: int,
+    epochs: int,
+    lr: float,
+    progress: bool,
+    eval_every: int,
+) -> tuple[nn.Module, History]:
+    """A fresh ``mlp(1, hidden, 1, p=p)`` from ``torch.manual_seed(seed)``, fitted full batch on ``data``."""
+    torch.manual_seed(seed)
+    model = mlp(data.n_features, list(hidden), 1, p=p)
+    history = fit(model, data, epochs=epochs, lr=lr, task="regression", seed=seed,
+                  progress=progress, eval_every=eval_every)
+    return model, history
+
+
 def _predict(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     model.eval()
     with torch.no_grad():
@@ -240,14 +273,20 @@ def fit_toy_regression(
         raise ValueError("p=1 drops every hidden unit: the network could not learn anything")
     seed = check_seed(seed)
     data = _check_data(data, seed)
-    torch.manual_seed(seed)
-    model = mlp(data.n_features, list(hidden), 1, p=p)
-    history = fit(model, data, epochs=epochs, lr=lr, task="regression", seed=seed,
-                  progress=progress, eval_every=eval_every)
+    model, history = _train(data, hidden, p, seed, epochs, lr, progress, eval_every)
     n_parameters = sum(parameter.numel() for parameter in model.parameters())
     label = "no dropout" if p == 0 else f"p = {p:g}"
-    return _summarize(label, p, seed, data, _predict(model, data.x_train),
-                      _predict(model, data.x_test), n_parameters, 1, history)
+    return _summarize(
+        label,
+        p,
+        seed,
+        data,
+        _predict(model, data.x_train),
+        _predict(model, data.x_test),
+        n_parameters,
+        1,
+        history,
+    )
 
 
 def bagged_ensemble(
@@ -298,17 +337,20 @@ def bagged_ensemble(
             rows = torch.randint(0, data.n_train, (data.n_train,), generator=generator)
         else:
             rows = torch.arange(data.n_train)
-        resample = Split(data.x_train[rows], data.y_train[rows], data.x_test, data.y_test,
-                         name=f"{data.name} (bootstrap)" if bootstrap else data.name)
-        torch.manual_seed(member_seed)
-        model = mlp(data.n_features, list(hidden), 1)
-        fit(model, resample, epochs=epochs, lr=lr, task="regression", seed=member_seed,
-            progress=False, eval_every=epochs)
+        resample = Split(
+            data.x_train[rows],
+            data.y_train[rows],
+            data.x_test,
+            data.y_test,
+            name=f"{data.name} (bootstrap)" if bootstrap else data.name,
+        )
+        model, _ = _train(resample, hidden, 0.0, member_seed, epochs, lr, False, epochs)
         train_sum += _predict(model, data.x_train)
         test_sum += _predict(model, data.x_test)
         n_parameters += sum(parameter.numel() for parameter in model.parameters())
-    return _summarize(f"bagging, k = {k}", 0.0, seed, data, train_sum / k, test_sum / k,
-                      n_parameters, k, None)
+    return _summarize(
+        f"bagging, k = {k}", 0.0, seed, data, train_sum / k, test_sum / k, n_parameters, k, None
+    )
 
 
 def plot_toy_fits(
@@ -345,16 +387,303 @@ def plot_toy_fits(
         palette = [COLORS["baseline"], COLORS["dropout"], COLORS["accent"], "0.35", "tab:purple"]
         colors = [palette[i % len(palette)] for i in range(len(fits))]
     x_test = data.x_test[:, 0].numpy()
-    ax.scatter(x_test, data.y_test[:, 0].numpy(), s=7, color=COLORS["test"], alpha=0.35,
-               label="test points", zorder=1)
-    ax.scatter(data.x_train[:, 0].numpy(), data.y_train[:, 0].numpy(), s=45, color=COLORS["train"],
-               edgecolor="white", linewidth=0.8, label="training points", zorder=4)
+    ax.scatter(
+        x_test,
+        data.y_test[:, 0].numpy(),
+        s=7,
+        color=COLORS["test"],
+        alpha=0.35,
+        label="test points",
+        zorder=1,
+    )
+    ax.scatter(
+        data.x_train[:, 0].numpy(),
+        data.y_train[:, 0].numpy(),
+        s=45,
+        color=COLORS["train"],
+        edgecolor="white",
+        linewidth=0.8,
+        label="training points",
+        zorder=4,
+    )
     if show_truth:
-        ax.plot(x_test, 1.5 * x_test, "--", color="0.45", lw=1.2, label="true line y = 1.5x",
-                zorder=2)
+        ax.plot(x_test, 1.5 * x_test, "--", color="0.45", lw=1.2, label="true line y = 1.5x", zorder=2)
     for result, color in zip(fits, colors, strict=True):
         ax.plot(x_test, result.prediction.numpy(), color=color, lw=2.2, label=result.label, zorder=3)
     ax.set_xlabel("input x")
     ax.set_ylabel("output y")
     if legend:
         ax.legend(loc="upper left", fontsize=8)
+
+
+# --------------------------------------------------------------------------------------------------
+# The chapter's claims. Every threshold they use is one of these constants or written in them.
+# --------------------------------------------------------------------------------------------------
+
+#: Without dropout the training loss is "near zero": below this.
+NEAR_ZERO = 0.01
+#: ... and far below the true line's training loss: below it divided by this.
+INTERPOLATION_FACTOR = 20
+#: With dropout the training loss stays "at the noise scale": above the line's divided by this.
+NOISE_FACTOR = 10
+#: Where dropout loses on a draw it loses "by little": less than its mean gain divided by this.
+LOSS_GAIN_RATIO = 5
+#: A fit "is a straight line" when its largest second difference on the grid is below this.
+LINE_TOLERANCE = 1e-4
+
+
+def _method(result: ToyFit) -> str:
+    return "bagging" if result.n_networks > 1 else "dropout"
+
+
+def fit_claims(baseline: ToyFit, dropped: ToyFit, line_train: float) -> list[Claim]:
+    """The claims of the chapter's first fits that hold on every draw of the data.
+
+    Without dropout the network interpolates: its training loss is below :data:`NEAR_ZERO` and below
+    ``line_train / INTERPOLATION_FACTOR`` (``line_train``: the true line's training MSE), and its test
+    loss is lowest before the end of training. With dropout the fit is smoother (lower
+    :func:`total_variation`) and the training loss stays above ``line_train / NOISE_FACTOR``. That
+    dropout also lowers the test loss holds on most draws only: see :func:`loss_gain_claims`.
+
+    Example:
+        >>> base = fit_toy_regression(0.0, hidden=(8,), epochs=5)
+        >>> len(fit_claims(base, base, 0.25)), fit_claims(base, base, 0.25)[2].holds
+        (5, False)
+    """
+    history = baseline.history
+    best = int(np.argmin(history.test_loss))
+    best_step, last_step = history.epoch[best], history.epoch[-1]
+    lowest, final = history.test_loss[best], history.test_loss[-1]
+    return [
+        below("without dropout the training loss is near zero", baseline.train_loss, NEAR_ZERO),
+        below(
+            "without dropout the fit beats the true line on the ten points",
+            baseline.train_loss,
+            line_train / INTERPOLATION_FACTOR,
+        ),
+        below("dropout gives the smoother fit", dropped.roughness, baseline.roughness),
+        above(
+            "with dropout the training loss stays at the noise scale",
+            dropped.train_loss,
+            line_train / NOISE_FACTOR,
+        ),
+        Claim(
+            "without dropout the test loss is lowest before the end of training",
+            best_step < last_step and lowest < final,
+            f"{lowest:.4f} at step {best_step}, {final:.4f} at step {last_step}",
+        ),
+    ]
+
+
+def loss_gain_claims(baseline: ToyFit, other: ToyFit) -> list[Claim]:
+    """The claim, for one draw of the data, that ``other`` (dropout or bagging) lowers the test loss.
+
+    It holds on most draws, not on all: over several draws, :func:`loss_gain_claims_over_draws`.
+
+    Example:
+        >>> base = fit_toy_regression(0.0, hidden=(8,), epochs=5)
+        >>> print(loss_gain_claims(base, base)[0])
+        ✗ dropout lowers the test loss on this draw (... < ...)
+    """
+    return [below(f"{_method(other)} lowers the test loss on this draw", other.test_loss, baseline.test_loss)]
+
+
+@dataclass(frozen=True)
+class DrawComparison:
+    """The test losses of fits without (``base``) and with a regularizer (``other``) over draws.
+
+    Attributes:
+        n: the number of draws.
+        wins: on how many draws the regularizer has the lower test loss.
+        mean_base, mean_other: the mean test losses over the draws.
+        worst_loss: the largest increase of the test loss, ``max(other - base)`` (negative when the
+            regularizer wins on every draw).
+        mean_gain: the mean decrease of the test loss over the draws it wins (nan if none).
+    """
+
+    n: int
+    wins: int
+    mean_base: float
+    mean_other: float
+    worst_loss: float
+    mean_gain: float
+
+
+def compare_draws(pairs: Sequence[tuple[ToyFit, ToyFit]]) -> DrawComparison:
+    """Compare the test losses of ``(base, other)`` pairs of fits, one pair per draw of the data.
+
+    Example:
+        >>> short = fit_toy_regression(0.0, hidden=(8,), epochs=5)
+        >>> longer = fit_toy_regression(0.0, hidden=(8,), epochs=50)
+        >>> comparison = compare_draws([(short, longer)])
+        >>> comparison.n, comparison.wins
+        (1, 1)
+    """
+    pairs = list(pairs)
+    if not pairs:
+        raise ValueError("pairs must hold at least one (base, other) pair of fits")
+    changes = [other.test_loss - base.test_loss for base, other in pairs]
+    gains = [-change for change in changes if change < 0]
+    return DrawComparison(
+        n=len(pairs),
+        wins=len(gains),
+        mean_base=float(np.mean([base.test_loss for base, _ in pairs])),
+        mean_other=float(np.mean([other.test_loss for _, other in pairs])),
+        worst_loss=max(changes),
+        mean_gain=float(np.mean(gains)) if gains else float("nan"),
+    )
+
+
+def loss_gain_claims_over_draws(pairs: Sequence[tuple[ToyFit, ToyFit]]) -> list[Claim]:
+    """Over ``n`` draws, the regularizer lowers the test loss on at least ``n - 1`` and on average.
+
+    ``pairs`` holds one ``(base, other)`` pair of fits per draw (``other``: dropout or bagging).
+
+    Example:
+        >>> base = fit_toy_regression(0.0, hidden=(8,), epochs=5)
+        >>> [claim.holds for claim in loss_gain_claims_over_draws([(base, base)])]
+        [True, False]
+    """
+    comparison = compare_draws(pairs)
+    name, n = _method(pairs[0][1]), comparison.n
+    return [
+        Claim(
+            f"{name} lowers the test loss on at least {n - 1} of {n} draws",
+            comparison.wins >= n - 1,
+            f"{comparison.wins} of {n}",
+        ),
+        below(
+            f"{name} lowers the mean test loss over the draws", comparison.mean_other, comparison.mean_base
+        ),
+    ]
+
+
+def draws_claims(pairs: Sequence[tuple[ToyFit, ToyFit]]) -> list[Claim]:
+    """The chapter's claims over several draws, from ``(baseline, dropped)`` pairs, one per draw.
+
+    On every draw the network without dropout interpolates (training loss below :data:`NEAR_ZERO`)
+    and dropout gives the smoother fit; dropout lowers the test loss on all draws but at most one and
+    on average (:func:`loss_gain_claims_over_draws`); and where it loses, it loses less than its mean
+    gain where it wins divided by :data:`LOSS_GAIN_RATIO`.
+
+    Example:
+        >>> base = fit_toy_regression(0.0, hidden=(8,), epochs=5)
+        >>> len(draws_claims([(base, base)]))
+        5
+    """
+    pairs = list(pairs)
+    comparison = compare_draws(pairs)
+    n = comparison.n
+    smoother = sum(drop.roughness < base.roughness for base, drop in pairs)
+    return [
+        below(
+            "without dropout the training loss is near zero on every draw",
+            max(base.train_loss for base, _ in pairs),
+            NEAR_ZERO,
+        ),
+        Claim("dropout gives the smoother fit on every draw", smoother == n, f"{smoother} of {n}"),
+        *loss_gain_claims_over_draws(pairs),
+        below(
+            "where dropout loses, it loses by little next to its mean gain",
+            comparison.worst_loss,
+            comparison.mean_gain / LOSS_GAIN_RATIO,
+        ),
+    ]
+
+
+def sweep_claims(fits: dict[float, ToyFit], line_train: float, line_tv: float) -> list[Claim]:
+    """The claims of the sweep over ``p`` (``fits``: one fit per ``p``, including 0, 0.5 and 0.9).
+
+    The best test loss comes at a ``p`` strictly inside the grid; from ``p = 0`` to 0.5 to the
+    largest ``p`` the training loss grows and the fit flattens; the largest ``p`` does worse on the
+    test set than 0.5 and underfits: a training loss above the true line's (``line_train``) and a
+    total variation below half the line's (``line_tv``).
+
+    Example:
+        >>> fits = {p: fit_toy_regression(p, hidden=(8,), epochs=5) for p in (0.0, 0.5, 0.9)}
+        >>> len(sweep_claims(fits, 0.25, 3.0))
+        6
+    """
+    ps = sorted(fits)
+    low, mid, high = fits[ps[0]], fits[0.5], fits[ps[-1]]
+    best_p = min(ps, key=lambda p: fits[p].test_loss)
+    return [
+        Claim(
+            "the best p lies strictly inside the grid",
+            ps[0] < best_p < ps[-1],
+            f"best p = {best_p:g}, grid {ps[0]:g} to {ps[-1]:g}",
+        ),
+        Claim(
+            f"the training loss grows with p (p = {ps[0]:g}, 0.5, {ps[-1]:g})",
+            low.train_loss < mid.train_loss < high.train_loss,
+            f"{low.train_loss:.4f} < {mid.train_loss:.4f} < {high.train_loss:.4f}",
+        ),
+        Claim(
+            f"the fit gets flatter with p (p = {ps[0]:g}, 0.5, {ps[-1]:g})",
+            low.roughness > mid.roughness > high.roughness,
+            f"{low.roughness:.4f} > {mid.roughness:.4f} > {high.roughness:.4f}",
+        ),
+        above(f"p = {ps[-1]:g} does worse on the test set than 0.5", high.test_loss, mid.test_loss),
+        above(
+            f"p = {ps[-1]:g} underfits: a training loss above the true line's", high.train_loss, line_train
+        ),
+        below(
+            f"p = {ps[-1]:g} is nearly flat: under half the line's total variation",
+            high.roughness,
+            line_tv / 2,
+        ),
+    ]
+
+
+def ensemble_claims(
+    baseline: ToyFit, bagged: ToyFit, n_droppable: int, hidden: Sequence[int] = HIDDEN
+) -> list[Claim]:
+    """The claims of the bagging section that hold on every draw.
+
+    Bagging smooths the fit; it stores ``k`` times the parameters of one network; and dropout can
+    silence exactly the ``sum(hidden)`` hidden units (``n_droppable``, from
+    :func:`count_droppable_units`). That bagging also lowers the test loss holds on most draws only
+    (:func:`loss_gain_claims`).
+
+    Example:
+        >>> base = fit_toy_regression(0.0, hidden=(8,), epochs=5)
+        >>> bag = bagged_ensemble(2, hidden=(8,), epochs=5)
+        >>> [claim.holds for claim in ensemble_claims(base, bag, 8, hidden=(8,))][1:]
+        [True, True]
+    """
+    k = bagged.n_networks
+    return [
+        below("bagging smooths the fit", bagged.roughness, baseline.roughness),
+        Claim(
+            f"bagging stores {k} times the parameters of one network",
+            bagged.n_parameters == k * baseline.n_parameters,
+            f"{bagged.n_parameters:,} = {k} x {baseline.n_parameters:,}",
+        ),
+        Claim(
+            "dropout acts on every hidden unit, and only on those",
+            n_droppable == sum(hidden),
+            f"{n_droppable} droppable units, {sum(hidden)} hidden units",
+        ),
+    ]
+
+
+def straight_line_claims(prediction: torch.Tensor, line: torch.Tensor | None = None) -> list[Claim]:
+    """A network without activations computes a straight line (exercise 6).
+
+    ``prediction`` is its output on the evenly spaced test grid: its largest second difference is
+    below :data:`LINE_TOLERANCE`. With ``line`` (the line ``w x + b`` read off the weights, on the
+    same grid) the prediction is also that line, within the same tolerance.
+
+    Example:
+        >>> x = torch.linspace(-1, 1, 200, dtype=torch.float64)
+        >>> print(straight_line_claims(2 * x + 1)[0])
+        ✓ without activations the network computes a straight line (... < 0.0001)
+    """
+    prediction = torch.as_tensor(prediction, dtype=torch.float64).flatten()
+    curvature = prediction.diff().diff().abs().max().item()
+    claims = [below("without activations the network computes a straight line", curvature, LINE_TOLERANCE)]
+    if line is not None:
+        line = torch.as_tensor(line, dtype=torch.float64).flatten()
+        gap = (prediction - line).abs().max().item()
+        claims.append(below("it is the line that its weights give", gap, LINE_TOLERANCE))
+    return claims

@@ -13,6 +13,10 @@ Three questions, each answered by one function or two:
 - **What if ``model.eval()`` is forgotten?** :func:`forgotten_eval_experiment` trains an MLP with dropout
   on the digits and predicts the test set in evaluation mode and, repeatedly, in training mode.
 
+The ``*_claims`` functions turn those measurements into the chapter's claims
+(:class:`~dropoutlib.course.claims.Claim`), each threshold written once, here: the chapter checks them
+for its own seed, ``tests/chapters/test_training_vs_inference_claims.py`` for five seeds.
+
 Notation: ``p`` is the probability of dropping a unit, ``q = 1 - p`` of keeping it.
 """
 
@@ -27,7 +31,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from dropoutlib._modes import restored_modes
 from dropoutlib._validation import check_floating, check_positive_int, check_probability
+from dropoutlib.course.claims import Claim, above, below
 from dropoutlib.course.data import Split, load_digits
 from dropoutlib.course.models import mlp
 from dropoutlib.course.seeding import seed_everything
@@ -40,8 +46,14 @@ if TYPE_CHECKING:
 __all__ = [
     "all_ones_unit",
     "all_ones_unit_moments",
+    "big_unit_claims",
+    "equivalence_claims",
+    "expectation_claims",
+    "forgotten_eval_claims",
     "forgotten_eval_experiment",
+    "mode_claims",
     "plot_unit_inputs",
+    "rescale_claims",
     "training_outputs",
     "training_vs_test",
     "ExpectationCheck",
@@ -99,16 +111,12 @@ def training_outputs(unit: nn.Module, n_inputs: int, n_masks: int) -> torch.Tens
     n_inputs = check_positive_int(n_inputs, "n_inputs")
     n_masks = check_positive_int(n_masks, "n_masks")
     rows_per_chunk = max(1, _CHUNK_ELEMENTS // n_inputs)
-    was_training = unit.training
-    unit.train()
     chunks = []
-    try:
-        with torch.no_grad():
-            for start in range(0, n_masks, rows_per_chunk):
-                rows = min(rows_per_chunk, n_masks - start)
-                chunks.append(unit(torch.ones(rows, n_inputs)).reshape(rows).double())
-    finally:
-        unit.train(was_training)
+    with restored_modes(unit), torch.no_grad():
+        unit.train()
+        for start in range(0, n_masks, rows_per_chunk):
+            rows = min(rows_per_chunk, n_masks - start)
+            chunks.append(unit(torch.ones(rows, n_inputs)).reshape(rows).double())
     return torch.cat(chunks)
 
 
@@ -335,3 +343,231 @@ def forgotten_eval_experiment(
         flip_fraction=float(flips),
         eval_disagreement=float((train_preds != eval_pred).double().mean()),
     )
+
+
+# --------------------------------------------------------------------------------------------------
+# The chapter's claims. Every threshold they use is one of these constants or written in them.
+# --------------------------------------------------------------------------------------------------
+
+#: A measured mean "matches" its exact value when it lies within this many standard errors of it.
+MEAN_STANDARD_ERRORS = 4
+#: The measured std of the 100-input unit (20,000 masks) lies within this fraction of the exact std.
+STD_TOLERANCE = 0.03
+#: ... and that of the 10,000-input unit (1,000 masks, a noisier estimate) within this fraction.
+BIG_UNIT_STD_TOLERANCE = 0.1
+#: Scaling by ``1/p`` gives ``q/p`` times the inference-time input, within this.
+RATIO_TOLERANCE = 0.01
+#: "Multiply the weights by p" shrinks the test-time outputs by ``p/q``, within this.
+WRONG_RATIO_TOLERANCE = 0.02
+#: Standard and inverted dropout agree, mask for mask, up to this (float32 rounding).
+ROUNDING_TOLERANCE = 1e-5
+#: A rule matches its test-time output in expectation: no z-score beyond this (4 outputs x 2 rules).
+MAX_Z = 4.5
+
+
+def _moment_claims(
+    name: str, values: torch.Tensor, n: int, p: float, *, scaled: bool, std_tolerance: float
+) -> list[Claim]:
+    mean, std = all_ones_unit_moments(n, p, scaled=scaled)
+    measured_mean, measured_std = values.mean().item(), values.std().item()
+    exact = f"n = {mean:g}" if scaled else f"n q = {mean:g}"
+    return [
+        below(
+            f"{name}: the mean input is {exact}, within {MEAN_STANDARD_ERRORS} standard errors",
+            abs(measured_mean - mean),
+            MEAN_STANDARD_ERRORS * std / math.sqrt(len(values)),
+        ),
+        below(
+            f"{name}: its std is the binomial {std:.3f}, within {std_tolerance:.0%}",
+            abs(measured_std / std - 1),
+            std_tolerance,
+        ),
+    ]
+
+
+def rescale_claims(
+    unscaled: torch.Tensor, scaled: torch.Tensor, at_inference: float, n: int, p: float
+) -> list[Claim]:
+    """Why dropout rescales: the claims of the 100-input unit (``n`` inputs, drop probability ``p``).
+
+    ``unscaled`` and ``scaled`` are :func:`training_outputs` of :func:`all_ones_unit` behind
+    :class:`dropoutlib.StandardDropout` and ``torch.nn.Dropout``, ``at_inference`` its output in
+    evaluation mode. Without scaling the unit receives ``K ~ Binomial(n, q)``, with scaling ``K / q``:
+    each mean matches :func:`all_ones_unit_moments` within :data:`MEAN_STANDARD_ERRORS` standard
+    errors, each std within :data:`STD_TOLERANCE`; at inference it receives ``n``; and dividing by
+    ``p`` instead of ``q`` ("the inverse of the dropout rate") gives ``q / p`` times that.
+
+    Example:
+        >>> _ = torch.manual_seed(0)
+        >>> unscaled = training_outputs(all_ones_unit(100, 0.4, nn.Identity), 100, 10)
+        >>> print(rescale_claims(unscaled, unscaled, 100.0, 100, 0.4)[-2])
+        ✓ at inference the unit receives n = 100 (100.0)
+    """
+    q = 1.0 - p
+    ratio = (unscaled / p).mean().item() / at_inference
+    return [
+        *_moment_claims("not scaled", unscaled, n, p, scaled=False, std_tolerance=STD_TOLERANCE),
+        *_moment_claims("scaled by 1/q", scaled, n, p, scaled=True, std_tolerance=STD_TOLERANCE),
+        Claim(f"at inference the unit receives n = {n}", at_inference == n, f"{at_inference}"),
+        below("scaling by 1/p gives q/p times the inference input", abs(ratio - q / p), RATIO_TOLERANCE),
+    ]
+
+
+def equivalence_claims(train_gap: float, test_gap: float) -> list[Claim]:
+    """Standard dropout with weights ``W`` and inverted dropout with ``q W`` are the same model.
+
+    ``train_gap`` is the largest difference of their training-time outputs for the same masks,
+    ``test_gap`` of their test-time outputs: both below :data:`ROUNDING_TOLERANCE`.
+
+    Example:
+        >>> [claim.holds for claim in equivalence_claims(2e-7, 0.0)]
+        [True, True]
+    """
+    return [
+        below("same masks, same training outputs", float(train_gap), ROUNDING_TOLERANCE),
+        below("both give q W x at test time", float(test_gap), ROUNDING_TOLERANCE),
+    ]
+
+
+def expectation_claims(checks: dict[str, ExpectationCheck], wrong_ratio: float, p: float) -> list[Claim]:
+    """Each rule's test-time output is the expectation of its training-time output; ``p W`` is not.
+
+    ``checks`` maps a variant (``"inverted"``, ``"standard"``) to its :func:`training_vs_test`: no
+    z-score beyond :data:`MAX_Z`. ``wrong_ratio`` is ``|(p W) x| / |average training output|`` of
+    standard dropout: ``p / q`` within :data:`WRONG_RATIO_TOLERANCE`.
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> w, x = torch.randn(3, 20, generator=g), torch.randn(20, generator=g)
+        >>> checks = {"standard": training_vs_test(w, x, 0.3, variant="standard", generator=g)}
+        >>> [claim.holds for claim in expectation_claims(checks, 0.3 / 0.7, 0.3)]
+        [True, True]
+    """
+    claims = [
+        below(
+            f"{variant} dropout: its test-time output is its training-time average", summary.max_abs_z, MAX_Z
+        )
+        for variant, summary in checks.items()
+    ]
+    claims.append(
+        below(
+            "multiplying the weights by p shrinks the outputs by p/q",
+            abs(wrong_ratio - p / (1 - p)),
+            WRONG_RATIO_TOLERANCE,
+        )
+    )
+    return claims
+
+
+def big_unit_claims(train_out: torch.Tensor, eval_out: float, n: int, p: float) -> list[Claim]:
+    """The ``n``-input unit behind ``nn.Dropout(p)`` (10,000 inputs, ``p = 0.5`` in the chapter).
+
+    In evaluation mode it outputs exactly ``n``; in training mode (``train_out``, one output per
+    mask) its mean is ``n`` within :data:`MEAN_STANDARD_ERRORS` standard errors, its std
+    ``sqrt(n p / q)`` within :data:`BIG_UNIT_STD_TOLERANCE`, and with ``1/q = 2`` every output is even.
+
+    Example:
+        >>> _ = torch.manual_seed(0)
+        >>> outputs = training_outputs(all_ones_unit(10_000, 0.5), 10_000, 100)
+        >>> all(claim.holds for claim in big_unit_claims(outputs, 10_000.0, 10_000, 0.5))
+        True
+    """
+    claims = [
+        Claim(f"in evaluation mode the output is exactly {n:,}", eval_out == n, f"{eval_out}"),
+        *_moment_claims("training mode", train_out, n, p, scaled=True, std_tolerance=BIG_UNIT_STD_TOLERANCE),
+    ]
+    if p == 0.5:
+        even = int((train_out % 2 == 0).sum())
+        claims.append(
+            Claim("with 1/q = 2 every output is even", even == len(train_out), f"{even} of {len(train_out)}")
+        )
+    return claims
+
+
+def mode_claims(
+    net_modes: dict[str, dict[str, bool]],
+    grad_rows: Sequence[dict[str, object]],
+    leaky_differs: bool,
+    fixed_same: bool,
+) -> list[Claim]:
+    """What ``train()`` and ``eval()`` switch, and what they do not.
+
+    ``net_modes`` maps ``"train"`` and ``"eval"`` to what a network with batch norm and dropout did
+    in that mode (``"two calls equal"``, ``"running mean updated"``); ``grad_rows`` has one row per
+    mode and grad context (``"mode"``, ``"grad context"``, ``"dropout active"``, ``"graph recorded"``).
+    Dropout is active and batch norm updates its running mean in training mode only; the graph is
+    recorded whenever grad is enabled, in either mode; an ``F.dropout`` that ignores
+    ``self.training`` still drops in evaluation mode (``leaky_differs``), and one that passes it does
+    not (``fixed_same``).
+
+    Example:
+        >>> modes = {"train": {"two calls equal": False, "running mean updated": True},
+        ...          "eval": {"two calls equal": True, "running mean updated": False}}
+        >>> rows = [{"mode": "eval", "grad context": "no_grad", "dropout active": False,
+        ...          "graph recorded": False}]
+        >>> all(claim.holds for claim in mode_claims(modes, rows, True, True))
+        True
+    """
+    claims = []
+    for mode, seen in net_modes.items():
+        training = mode == "train"
+        claims.append(
+            Claim(
+                f"{mode}(): dropout {'draws a new mask per call' if training else 'is off'}",
+                seen["two calls equal"] != training,
+                f"two calls equal: {seen['two calls equal']}",
+            )
+        )
+        claims.append(
+            Claim(
+                f"{mode}(): batch norm {'updates' if training else 'keeps'} its running mean",
+                seen["running mean updated"] == training,
+                f"running mean updated: {seen['running mean updated']}",
+            )
+        )
+    as_expected = [
+        row["dropout active"] == (row["mode"] == "train")
+        and row["graph recorded"] == (row["grad context"] == "enabled")
+        for row in grad_rows
+    ]
+    claims.append(
+        Claim(
+            "eval() switches dropout, no_grad() switches the graph, independently",
+            all(as_expected),
+            f"{sum(as_expected)} of {len(grad_rows)} combinations",
+        )
+    )
+    claims.append(
+        Claim(
+            "F.dropout without training=self.training drops in eval mode",
+            leaky_differs,
+            f"two calls differ: {leaky_differs}",
+        )
+    )
+    claims.append(
+        Claim(
+            "with training=self.training, eval mode is deterministic",
+            fixed_same,
+            f"two calls equal: {fixed_same}",
+        )
+    )
+    return claims
+
+
+def forgotten_eval_claims(result: ForgottenEval) -> list[Claim]:
+    """Forgetting ``model.eval()`` lowers the test accuracy and makes the predictions unstable.
+
+    Evaluation mode beats the mean accuracy of the training-mode predictions, which vary from call to
+    call (a positive std, and some predictions flip between consecutive calls).
+
+    Example:
+        >>> result = forgotten_eval_experiment(0, epochs=2, n_repeats=3, progress=False)
+        >>> len(forgotten_eval_claims(result))
+        3
+    """
+    accs = result.train_mode_accuracies
+    return [
+        above("eval mode beats train mode on average", result.eval_accuracy, float(accs.mean())),
+        above("train-mode accuracy varies between calls", float(accs.std()), 0.0),
+        above("train-mode predictions flip between calls", result.flip_fraction, 0.0),
+    ]

@@ -49,33 +49,43 @@ import torch
 
 from dropoutlib._validation import check_floating, check_positive_int, check_probability
 from dropoutlib.course._threads import torch_threads
+from dropoutlib.course.claims import Claim, above, below
 from dropoutlib.course.data import Split, load_digits
 from dropoutlib.course.models import mlp
 from dropoutlib.course.seeding import check_seed, seed_everything
 from dropoutlib.course.train import fit
 
 if TYPE_CHECKING:
+    import pandas as pd
     from matplotlib.axes import Axes
 
 __all__ = [
     "DEFAULT_CONFIGS",
+    "REGULARIZED",
     "SMALL_SCALES",
     "SMALL_WEIGHTS",
     "LinearUnitRun",
     "RegularizationComparison",
     "WideUnitResult",
     "compare_regularizers",
+    "comparison_table",
     "dropout_ridge_penalty",
     "dropout_ridge_solution",
+    "enumeration_claims",
     "equivalent_weight_decay",
     "exact_dropout_loss",
     "expected_dropout_loss",
+    "identity_claims",
     "linear_problem",
+    "per_seed_loss_claims",
     "plot_comparison",
+    "regularizer_claims",
+    "ridge_claims",
     "sample_dropout_losses",
     "small_problem",
     "stable_learning_rate",
     "train_linear_unit",
+    "wide_unit_claims",
     "wide_unit_experiment",
 ]
 
@@ -667,8 +677,7 @@ def wide_unit_experiment(
 def _wide_unit_experiment(seed: int, n_inputs: int, n_train: int, p: float, steps: int) -> WideUnitResult:
     from dropoutlib.experiments.training_vs_inference import all_ones_unit
 
-    data = linear_problem(torch.full((n_inputs,), n_inputs**-0.5), n_train, n_test=100, noise=0.5,
-                          seed=seed)
+    data = linear_problem(torch.full((n_inputs,), n_inputs**-0.5), n_train, n_test=100, noise=0.5, seed=seed)
     with torch.random.fork_rng(devices=[]):  # building and initializing the unit use the global RNG
         torch.manual_seed(seed)
         unit = all_ones_unit(n_inputs, p)
@@ -767,8 +776,16 @@ def compare_regularizers(
         for name, (input_p, p, weight_decay) in configs.items():
             seed_everything(seed)
             model = mlp(data.n_features, list(hidden), 10, p=p, input_p=input_p)
-            history = fit(model, data, epochs=epochs, lr=lr, weight_decay=weight_decay, seed=seed,
-                          progress=False, eval_every=epochs)
+            history = fit(
+                model,
+                data,
+                epochs=epochs,
+                lr=lr,
+                weight_decay=weight_decay,
+                seed=seed,
+                progress=False,
+                eval_every=epochs,
+            )
             tables["test_acc"][name].append(history.test_acc[-1])
             tables["train_acc"][name].append(history.train_acc[-1])
             tables["test_loss"][name].append(history.test_loss[-1])
@@ -800,9 +817,156 @@ def plot_comparison(ax: Axes, result: RegularizationComparison, metric: str = "t
     jitter = np.linspace(-0.12, 0.12, len(result.seeds))
     for i, (name, (mean, std)) in enumerate(summary.items()):
         color = colors[i % len(colors)]
-        ax.scatter(i + jitter, getattr(result, metric)[name] * factor, color=color, s=22, alpha=0.8,
-                   zorder=2)
-        ax.errorbar(i, mean * factor, yerr=std * factor, fmt="_", color="black", markersize=28,
-                    markeredgewidth=2.5, capsize=7, elinewidth=1.5, zorder=3)
+        ax.scatter(i + jitter, getattr(result, metric)[name] * factor, color=color, s=22, alpha=0.8, zorder=2)
+        ax.errorbar(
+            i,
+            mean * factor,
+            yerr=std * factor,
+            fmt="_",
+            color="black",
+            markersize=28,
+            markeredgewidth=2.5,
+            capsize=7,
+            elinewidth=1.5,
+            zorder=3,
+        )
     ax.set_xticks(range(len(summary)), list(summary))
     ax.set_xlim(-0.6, len(summary) - 0.4)
+
+
+
+# --- tables and claims of chapter 6 ----------------------------------------------------------------
+
+#: The regularized set-ups of :func:`compare_regularizers` that the chapter sets against ``"none"``.
+REGULARIZED = ("dropout", "weight decay", "both")
+
+
+def comparison_table(result: RegularizationComparison, metrics: dict[str, str]) -> pd.DataFrame:
+    """Mean and standard deviation over the seeds of each metric, one row per set-up (4 decimals).
+
+    ``metrics`` maps a metric of :meth:`RegularizationComparison.summary` to its column label; each
+    gets two columns, the label (the mean) and ``label std``.
+
+    Example:
+        >>> one = {"a": np.array([0.9, 0.8])}
+        >>> r = RegularizationComparison((0, 1), {"a": (0, 0, 0)}, one, one, one, one)
+        >>> comparison_table(r, {"test_acc": "test accuracy"}).loc["a"].tolist()
+        [0.85, 0.0707]
+    """
+    from dropoutlib.course.book import table
+
+    summaries = {metric: result.summary(metric) for metric in metrics}
+    rows = []
+    for name in result.configs:
+        row: dict[str, Any] = {"set-up": name}
+        for metric, label in metrics.items():
+            row[label], row[f"{label} std"] = summaries[metric][name]
+        rows.append(row)
+    return table(rows, index="set-up", digits=4)
+
+
+def identity_claims(
+    losses: torch.Tensor, formula: float, penalty: float, least_squares: float
+) -> list[Claim]:
+    """The average over masks matches least squares + penalty; at ``p = 0.5`` the penalty weighs a lot.
+
+    ``losses`` are :func:`sample_dropout_losses` at the least-squares weights; the average must lie
+    within 4 standard errors of :func:`expected_dropout_loss` (``formula``), and the penalty must be
+    more than half the least-squares loss.
+    """
+    mean, standard_error = losses.mean().item(), losses.std().item() / len(losses) ** 0.5
+    z = (mean - formula) / standard_error
+    return [
+        below("the average over masks matches the formula (|z|)", abs(z), 4.0),
+        above("the penalty is a large part of the loss (vs half the least squares)", penalty,
+              0.5 * least_squares),
+    ]
+
+
+def enumeration_claims(pairs: Sequence[tuple[float, float]]) -> list[Claim]:
+    """Enumerating every mask gives the formula's value to rounding (``(exact, closed)`` pairs, 1e-9)."""
+    worst = max(abs(exact - closed) / closed for exact, closed in pairs)
+    return [below("all masks, enumerated, give the formula (largest relative difference)", worst, 1e-9)]
+
+
+def ridge_claims(trained: torch.Tensor, closed_forms: torch.Tensor) -> list[Claim]:
+    """SGD with dropout lands within 3% of ``w*`` for every ``p``, and ``|w*|`` falls as ``p`` grows.
+
+    Row ``k`` of ``trained`` and of ``closed_forms`` belongs to the ``k``-th drop probability (increasing).
+    """
+    errors = (trained - closed_forms).norm(dim=1) / closed_forms.norm(dim=1)
+    norms = closed_forms.norm(dim=1)
+    return [
+        below("SGD with dropout lands on w* (largest relative error)", errors.max().item(), 0.03),
+        Claim("|w*| falls as p grows", bool((norms[1:] < norms[:-1]).all()),
+              " > ".join(f"{v:.4f}" for v in norms.tolist())),
+    ]
+
+
+def wide_unit_claims(wide: WideUnitResult) -> list[Claim]:
+    """The wide unit: without dropout it reaches ``w0 + X^+(y - X w0)``; dropout shrinks the norm.
+
+    Dropout ends below 0.7 of the norm without it, above the noiseless weight-decay path; ``w*`` is
+    far smaller than the limit without dropout. Started from zero, dropout hardly changes the norm
+    (``|w*|`` within 1% of ``|X^+ y|``) and the masks barely move the predictions at ``w*``
+    (variance below 5% of the targets').
+    """
+    final = {name: run.norms[-1].item() for name, run in wide.runs.items()}
+    limit = wide.limit_without_dropout.norm().item()
+    ridge = wide.ridge.norm().item()
+    x, y = wide.data.x_train, wide.data.y_train[:, 0]
+    w_min = dropout_ridge_solution(x, y, 0.0)
+    variance = float((x.double() ** 2 @ wide.ridge**2).mean()) * wide.p / (1 - wide.p)
+    return [
+        below("without dropout the unit reaches w0 + X^+(y - X w0) (|ratio - 1|)",
+              abs(final["no dropout"] / limit - 1), 1e-3),
+        below("dropout shrinks the weights (vs 0.7 of no dropout)", final["dropout"],
+              0.7 * final["no dropout"]),
+        below("the noiseless weight-decay path ends below dropout", final["adaptive weight decay"],
+              final["dropout"]),
+        below("w* is far smaller than the limit (vs 0.3 of it)", ridge, 0.3 * limit),
+        below("from zero, dropout hardly changes the norm (|ratio - 1|)",
+              abs(ridge / w_min.norm().item() - 1), 0.01),
+        below("the masks barely move the predictions at w* (vs 5% of the targets' variance)", variance,
+              0.05 * y.var().item()),
+    ]
+
+
+def regularizer_claims(result: RegularizationComparison) -> list[Claim]:
+    """On the digits, every regularizer raises the mean test accuracy and lowers the mean test loss.
+
+    Every model fits its training images; weight decay halves the weight norm, dropout keeps it more
+    than twice as large; "both" is within the seed-to-seed spread of the better single regularizer.
+    """
+    acc, loss = result.summary("test_acc"), result.summary("test_loss")
+    norm = result.summary("weight_norm")
+    claims = []
+    for name in REGULARIZED:
+        claims += [
+            above(f"{name} raises the mean test accuracy", acc[name][0], acc["none"][0]),
+            below(f"{name} lowers the mean test loss", loss[name][0], loss["none"][0]),
+        ]
+    fitted = all(bool((v == 1.0).all()) for v in result.train_acc.values())
+    best_single = max(acc["dropout"][0], acc["weight decay"][0])
+    spread = max(acc[name][1] for name in REGULARIZED)
+    return claims + [
+        Claim("every model fits its training images", fitted,
+              "training accuracy 1" if fitted else "below 1"),
+        below("weight decay halves the weight norm", norm["weight decay"][0], 0.5 * norm["none"][0]),
+        above("dropout shrinks the weights far less (vs twice weight decay's)", norm["dropout"][0],
+              2 * norm["weight decay"][0]),
+        below("both is within the spread of the better single one (|difference|)",
+              abs(acc["both"][0] - best_single), spread),
+    ]
+
+
+def per_seed_loss_claims(result: RegularizationComparison) -> list[Claim]:
+    """Seed by seed, not only on average: each regularizer lowers the test loss on every seed.
+
+    Stronger than :func:`regularizer_claims`; the claims test checks it on its own seeds.
+    """
+    claims = []
+    for name in REGULARIZED:
+        worst = float((result.test_loss[name] - result.test_loss["none"]).max())
+        claims.append(below(f"{name} lowers the test loss on every seed (largest change)", worst, 0.0))
+    return claims

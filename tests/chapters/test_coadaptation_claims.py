@@ -1,10 +1,10 @@
-"""Chapter 5's claims, re-checked for five seeds through the code the chapter calls.
+"""Chapter 5's claims, re-checked for five seeds through the claims functions the chapter calls.
 
 Each seed fixes the digits' training/test split, the initial weights, the minibatch order and the
-dropout masks (``train_handicapped(p, handicap, seed=seed)``), and, for the four copies, the data
-and the masks (``train_copies(p, seed=seed)``). Every claim the chapter asserts for seed 0 is
-checked here for each seed, with the chapter's thresholds. The one claim that is about several
-seeds at once (the change in correlation has no consistent sign) is checked over all of them.
+dropout masks (``train_handicapped(p, handicap, seed=seed)``), and, for the four copies and the
+gradient sweep, the data, the masks and the random network. The thresholds live in
+:mod:`dropoutlib.experiments.coadaptation` only. The one claim about several seeds at once (the
+change in correlation has no consistent sign) is checked over all of them.
 """
 
 from __future__ import annotations
@@ -13,16 +13,25 @@ import functools
 
 import pytest
 
+from dropoutlib.course.claims import check
 from dropoutlib.experiments.coadaptation import (
     HANDICAPS,
-    N_HANDICAPPED,
+    adam_claims,
+    copies_claims,
+    correlation_claims,
+    correlation_sign_claims_over_seeds,
+    dynamics_claims,
+    gradient_norm_claims,
+    handicap_claims,
+    spread_claims,
     train_copies,
     train_handicapped,
+    unit_gradient_norms,
 )
 
 SEEDS = [0, 1, 2, 3, 4]
+SCALES = [1.0, 0.3, 0.1, 0.03, 0.01, 0.001]  # as in the chapter
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
-
 
 
 @functools.cache
@@ -33,63 +42,48 @@ def runs(seed):
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_copies_without_dropout_keep_their_gap_and_with_dropout_meet(seed):
-    plain = train_copies(0.0, seed=seed)
-    gap = plain[:, 2] - plain[:, 0]
-    assert (gap - gap[0]).abs().max() < 1e-12
-    assert plain[-1, 0] < 0.01
-    tail = train_copies(0.5, seed=seed)[-500:].mean(dim=0)
-    assert (tail - 2 / (4 + 1)).abs().max() < 0.03
+    check(copies_claims(train_copies(0.0, seed=seed), train_copies(0.5, seed=seed), 0.5))
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_doubly_handicapped_units_stay_minor_without_dropout_and_work_with_it(seed):
-    r = runs(seed)
-    assert r["both", 0.0].share < 0.1
-    assert r["both", 0.5].share > 0.2
+def test_gradients_into_and_out_of_a_unit_scale_with_the_other_side(seed):
+    base_into, base_out = unit_gradient_norms(seed=seed)
+    ratios = {}
+    for where in ("in", "out", "both"):
+        for s in SCALES:
+            into, out_of = unit_gradient_norms(
+                scale_in=s if where in ("in", "both") else 1.0,
+                scale_out=s if where in ("out", "both") else 1.0,
+                seed=seed,
+            )
+            ratios[where, s] = (into / base_into, out_of / base_out)
+    check(gradient_norm_claims(ratios))
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_in_handicap_recovers_and_out_handicap_leaves_a_mark(seed):
-    r = runs(seed)
-    assert r["in", 0.0].share > 0.3
-    assert r["out", 0.0].share < r["none", 0.0].share
-    assert r["out", 0.5].share > r["out", 0.0].share
+def test_handicapped_units_with_and_without_dropout(seed):
+    check(handicap_claims(runs(seed)))
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_dropout_makes_doubly_handicapped_units_stronger_and_earlier(seed):
-    plain, dropped = runs(seed)["both", 0.0], runs(seed)["both", 0.5]
-    assert dropped.strength_path[-1] > 3 * plain.strength_path[-1]
-    assert dropped.share_path[10] > plain.share_path[10]
-    assert dropped.history.objective[-1] > 2 * plain.history.objective[-1]
+    check(dynamics_claims(runs(seed)))
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_dropout_spreads_importance_in_every_condition(seed):
-    for handicap in HANDICAPS:
-        plain, dropped = runs(seed)[handicap, 0.0], runs(seed)[handicap, 0.5]
-        assert dropped.gini < plain.gini, handicap
-        assert dropped.effective > plain.effective, handicap
-        assert dropped.importance.max() < plain.importance.max() / 2, handicap
+    check(spread_claims(runs(seed)))
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_dropout_changes_correlation_and_accuracy_only_a_little(seed):
-    for handicap in HANDICAPS:
-        plain, dropped = runs(seed)[handicap, 0.0], runs(seed)[handicap, 0.5]
-        assert abs(dropped.correlation - plain.correlation) < 0.1, handicap
-        assert abs(dropped.test_acc - plain.test_acc) < 0.03, handicap
+def test_dropout_changes_correlation_only_a_little(seed):
+    check(correlation_claims(runs(seed)))
 
 
 def test_the_change_in_correlation_has_no_consistent_sign():
-    changes = [runs(seed)[h, 0.5].correlation - runs(seed)[h, 0.0].correlation
-               for seed in SEEDS for h in HANDICAPS]
-    assert min(changes) < 0 < max(changes)
+    check(correlation_sign_claims_over_seeds([runs(seed) for seed in SEEDS]))
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_adam_erases_the_handicap_without_dropout(seed):
-    adam = train_handicapped(0.0, "both", seed=seed, optimizer="adam", lr=3e-3)
-    assert adam.share > 0.2
-    strength = adam.strength
-    assert strength[:N_HANDICAPPED].mean() > 0.5 * strength[N_HANDICAPPED:].mean()
+    check(adam_claims(train_handicapped(0.0, "both", seed=seed, optimizer="adam", lr=3e-3)))
