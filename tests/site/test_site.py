@@ -191,11 +191,11 @@ CHAPTERS = [p for p in PAGES if Path(p).name[:2].isdigit()]
 
 @pytest.mark.parametrize("path", CHAPTERS)
 def test_no_code_block_scrolls_sideways(page, site_url, path):
-    """At a 1280-pixel-wide window no code cell needs a horizontal scroll bar (collapsed cells opened)."""
+    """At a 1280-pixel-wide window no code cell or printed output needs a horizontal scroll bar."""
     page.goto(urljoin(site_url, f"{path}.html"), wait_until="load")
     page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
     wide = page.eval_on_selector_all(
-        "main div.cell_input pre",
+        "main div.cell_input pre, main div.cell_output pre",
         "blocks => blocks.filter(b => b.scrollWidth > b.clientWidth + 1)"
         ".map(b => b.innerText.split('\\n').reduce((a, l) => l.length > a.length ? l : a, ''))",
     )
