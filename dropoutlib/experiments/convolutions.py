@@ -20,15 +20,24 @@ Measurements on feature maps ``a`` of shape ``(N, C, H, W)``:
   adds to ``conv2``'s pre-activations, relative to their variance without dropout.
 
 The training comparison is :func:`train_cnn` (one run) and :func:`compare_dropout` (kinds x seeds).
+A trained network and its final numbers are a :class:`TrainedRun`, made by :func:`train_run`, which
+chapter 13 (:mod:`dropoutlib.experiments.dropout_family`) uses for its own networks too.
+
+The chapter's claims are written once, here, in the ``*_claims`` functions (one per section: the
+from-scratch checks, the neighbour correlations, the noise in the next layer and its change with
+resolution, the training comparison, and exercise 5); the chapter's check cells and
+``tests/chapters/test_convolutions_claims.py`` call the same functions.
+
 Notation: ``p`` is the probability of dropping (a number or a channel), ``q = 1 - p``.
 """
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -43,6 +52,7 @@ from dropoutlib._validation import (
     check_positive_int,
     check_probability,
 )
+from dropoutlib.course.claims import Claim, above, below
 from dropoutlib.course.data import Split, load_digits
 from dropoutlib.course.seeding import check_seed, seed_everything
 from dropoutlib.course.train import History, fit
@@ -57,17 +67,27 @@ __all__ = [
     "LR",
     "N_TRAIN",
     "P",
-    "CNNRun",
     "MapStats",
+    "TrainedRun",
     "compare_dropout",
     "feature_maps",
+    "between",
+    "fraction_tolerance",
     "map_statistics",
+    "neighbour_claims",
     "neighbour_correlation",
     "neighbour_r2",
     "next_layer_noise",
+    "noise_at_test_time_claims",
+    "noise_formula_claims",
+    "on_every_seed",
+    "resolution_claims",
     "small_cnn",
+    "spatial_dropout_claims",
     "summarize_runs",
     "train_cnn",
+    "train_run",
+    "training_claims",
 ]
 
 #: The three networks compared: no dropout, element-wise dropout, spatial (channel) dropout.
@@ -396,30 +416,38 @@ def map_statistics(model: nn.Sequential, x: torch.Tensor, p: float = P) -> MapSt
 
 
 @dataclass
-class CNNRun:
-    """One training run of :func:`small_cnn` on the digits, and its final numbers.
+class TrainedRun:
+    """One trained network of a comparison, its training history and its final numbers.
+
+    Chapter 10 names a run by its kind of dropout (:func:`train_cnn`), chapter 13 by its variant
+    (:func:`~dropoutlib.experiments.dropout_family.train_variant`); both train through
+    :func:`train_run`.
 
     Attributes:
-        kind, p, seed: how it was trained.
+        name, seed: what was trained (a dropout kind or a variant) and its seed (split, initial
+            weights, minibatch order, masks).
         train_acc, test_acc, train_loss, test_loss: of the full network (evaluation mode) at the end.
-        history: the training :class:`~dropoutlib.course.train.History` (recorded at the last epoch only).
         model: the trained network.
+        history: the training :class:`~dropoutlib.course.train.History` (recorded at the last epoch only).
+        p: the dropout probability (chapter 10; 0 without dropout).
+        random_numbers: random numbers one training step draws (chapter 13), or ``None``.
 
     Example:
-        >>> run = CNNRun("none", 0.0, 0, 1.0, 0.96, 0.01, 0.15, History(), nn.Identity())
+        >>> run = TrainedRun("none", 0, 1.0, 0.96, 0.01, 0.15, nn.Identity())
         >>> round(run.gap, 4), round(run.loss_gap, 4)
         (0.04, 0.14)
     """
 
-    kind: str
-    p: float
+    name: str
     seed: int
     train_acc: float
     test_acc: float
     train_loss: float
     test_loss: float
-    history: History
     model: nn.Module
+    history: History = field(default_factory=History)
+    p: float = 0.0
+    random_numbers: int | None = None
 
     @property
     def gap(self) -> float:
@@ -430,6 +458,60 @@ class CNNRun:
     def loss_gap(self) -> float:
         """Test loss minus train loss."""
         return self.test_loss - self.train_loss
+
+
+def train_run(
+    name: str,
+    build: Callable[[], nn.Module],
+    *,
+    seed: int,
+    data: Split | None,
+    n_train: int,
+    epochs: int,
+    lr: float,
+    batch_size: int | None = None,
+    p: float = 0.0,
+    count: Callable[[nn.Module, torch.Tensor], int] | None = None,
+) -> TrainedRun:
+    """Build a network with ``build()`` after ``seed_everything(seed)``, train it: a :class:`TrainedRun`.
+
+    Data: ``load_digits(seed=seed, n_train=n_train)`` unless ``data`` is given. Training is
+    :func:`~dropoutlib.course.train.fit` with Adam at learning rate ``lr`` for ``epochs`` epochs, in
+    minibatches of ``batch_size`` (``None``: the full batch), seeded with ``seed`` (minibatch order
+    and dropout masks), recording the metrics at the last epoch only. ``count``, if given, is called
+    as ``count(model, data.x_train)`` before training and its result stored as ``random_numbers``.
+
+    Example:
+        >>> run = train_run("tiny", lambda: nn.Linear(64, 10), seed=0, data=None, n_train=50,
+        ...                 epochs=2, lr=1e-2)
+        >>> run.name, len(run.history.epoch), run.random_numbers
+        ('tiny', 1, None)
+    """
+    seed = check_seed(seed)
+    if data is None:
+        data = load_digits(seed=seed, n_train=n_train)
+    elif not isinstance(data, Split):
+        raise TypeError(f"data must be a dropoutlib.course.data.Split or None, got {type(data).__name__}")
+    epochs = check_positive_int(epochs, "epochs")
+    seed_everything(seed)
+    model = build()
+    random_numbers = None if count is None else count(model, data.x_train)
+    history = fit(
+        model, data, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, progress=False, eval_every=epochs
+    )
+    last = history.final()
+    return TrainedRun(
+        name,
+        seed,
+        last["train_acc"],
+        last["test_acc"],
+        last["train_loss"],
+        last["test_loss"],
+        model,
+        history,
+        p,
+        random_numbers,
+    )
 
 
 def train_cnn(
@@ -443,43 +525,32 @@ def train_cnn(
     lr: float = LR,
     batch_size: int = BATCH_SIZE,
     upsample: int = 1,
-) -> CNNRun:
-    """Train :func:`small_cnn` ``(kind, p)`` on the digits with Adam and return a :class:`CNNRun`.
+) -> TrainedRun:
+    """Train :func:`small_cnn` ``(kind, p)`` on the digits with Adam and return a :class:`TrainedRun`.
 
     Data: ``load_digits(seed=seed, n_train=N_TRAIN)`` unless ``data`` is given. The weights are
     initialized after ``seed_everything(seed)``, so the three kinds start from identical weights
     for one seed, and :func:`~dropoutlib.course.train.fit` is called with ``seed``, which fixes the
-    minibatch order and the dropout masks. ``p`` is ignored (taken as 0) for ``kind="none"``.
+    minibatch order and the dropout masks (:func:`train_run`). ``p`` is ignored (taken as 0) for
+    ``kind="none"``.
 
     Example:
         >>> run = train_cnn("spatial", 0.2, channels=(4, 8), epochs=1)
-        >>> run.kind, run.p, 0.0 <= run.test_acc <= 1.0
+        >>> run.name, run.p, 0.0 <= run.test_acc <= 1.0
         ('spatial', 0.2, True)
     """
     kind = check_choice(kind, "kind", DROPOUT_KINDS)
     p = 0.0 if kind == "none" else check_probability(p)
-    seed = check_seed(seed)
-    if data is None:
-        data = load_digits(seed=seed, n_train=N_TRAIN)
-    elif not isinstance(data, Split):
-        raise TypeError(f"data must be a dropoutlib.course.data.Split or None, got {type(data).__name__}")
-    epochs = check_positive_int(epochs, "epochs")
-    seed_everything(seed)
-    model = small_cnn(kind, p, channels, upsample=upsample)
-    history = fit(
-        model, data, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, progress=False, eval_every=epochs
-    )
-    last = history.final()
-    return CNNRun(
+    return train_run(
         kind,
-        p,
-        seed,
-        last["train_acc"],
-        last["test_acc"],
-        last["train_loss"],
-        last["test_loss"],
-        history,
-        model,
+        lambda: small_cnn(kind, p, channels, upsample=upsample),
+        seed=seed,
+        data=data,
+        n_train=N_TRAIN,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        p=p,
     )
 
 
@@ -488,7 +559,7 @@ def compare_dropout(
     p: float = P,
     kinds: Sequence[str] = DROPOUT_KINDS,
     **options: Any,
-) -> dict[tuple[str, int], CNNRun]:
+) -> dict[tuple[str, int], TrainedRun]:
     """Train one :func:`small_cnn` per kind and seed (:func:`train_cnn`); return them by ``(kind, seed)``.
 
     Each seed uses its own split of the digits (``load_digits(seed=seed, n_train=N_TRAIN)``, shared by
@@ -504,7 +575,7 @@ def compare_dropout(
         raise ValueError("seeds must hold at least one seed")
     kinds = [check_choice(kind, "kind", DROPOUT_KINDS) for kind in kinds]
     given = options.pop("data", None)
-    runs: dict[tuple[str, int], CNNRun] = {}
+    runs: dict[tuple[str, int], TrainedRun] = {}
     for seed in seeds:
         data = given if given is not None else load_digits(seed=seed, n_train=N_TRAIN)
         for kind in kinds:
@@ -512,23 +583,23 @@ def compare_dropout(
     return runs
 
 
-def summarize_runs(runs: dict[tuple[str, int], CNNRun], attribute: str) -> dict[str, tuple[float, float]]:
+def summarize_runs(runs: dict[tuple[str, int], TrainedRun], attribute: str) -> dict[str, tuple[float, float]]:
     """Mean and standard deviation (over seeds, ``ddof=1``; 0 for one seed) of an attribute, per kind.
 
-    ``attribute`` is a :class:`CNNRun` number: ``test_acc``, ``test_loss``, ``gap``, ``loss_gap``, ...
+    ``attribute`` is a :class:`TrainedRun` number: ``test_acc``, ``test_loss``, ``gap``, ``loss_gap``, ...
 
     Example:
-        >>> run = CNNRun("none", 0.0, 0, 1.0, 0.96, 0.01, 0.15, History(), nn.Identity())
+        >>> run = TrainedRun("none", 0, 1.0, 0.96, 0.01, 0.15, nn.Identity())
         >>> summarize_runs({("none", 0): run, ("none", 1): run}, "test_acc")
         {'none': (0.96, 0.0)}
     """
     if not isinstance(runs, dict) or not runs:
-        raise TypeError("runs must be a non-empty dict {(kind, seed): CNNRun} from compare_dropout")
+        raise TypeError("runs must be a non-empty dict {(kind, seed): TrainedRun} from compare_dropout")
     values: dict[str, list[float]] = {}
     for (kind, _), run in runs.items():
         value = getattr(run, attribute, None)
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise ValueError(f"attribute must name a number of CNNRun, got attribute={attribute!r}")
+            raise ValueError(f"attribute must name a number of TrainedRun, got attribute={attribute!r}")
         values.setdefault(kind, []).append(float(value))
     out = {}
     for kind, numbers_ in values.items():
@@ -536,3 +607,268 @@ def summarize_runs(runs: dict[tuple[str, int], CNNRun], attribute: str) -> dict[
         std = float(tensor.std()) if len(numbers_) > 1 else 0.0
         out[kind] = (float(tensor.mean()), std)
     return out
+
+
+# --- the chapter's claims -------------------------------------------------------------------------------
+
+#: How many standard deviations of a binomial fraction a measured fraction of dropped channels may be from p.
+FRACTION_SIGMAS = 4
+#: How far ``mean(y) / mean(x)`` of spatial dropout may be from 1 on the chapter's 200 x 64 channels.
+MEAN_RATIO_TOLERANCE = 0.02
+#: How far the noise measured with sampled masks may be from the formula, relative to it.
+SAMPLED_NOISE_TOLERANCE = 0.1
+#: Spatial / element-wise noise in ``conv2`` on the 8x8 digits: above 1, but far below 9.
+NOISE_RATIO_RANGE = (1.0, 2.5)
+#: The neighbour correlation of ``relu1`` (offset 1): moderate, not strong.
+RELU1_CORRELATION_RANGE = (0.15, 0.6)
+#: Below this, activations 3 or more positions apart count as nearly uncorrelated.
+DISTANT_CORRELATION = 0.1
+#: Above this, upsampled digits count as smooth (neighbour correlation).
+SMOOTH_CORRELATION = 0.8
+#: How much finer maps must raise the neighbour correlation, and the spatial / element-wise noise ratio.
+FINER_CORRELATION_GAIN = 0.2
+FINER_RATIO_GAIN = 0.5
+#: Training accuracy above which a network counts as fitting its training set.
+FITS = 0.99
+#: Mean test accuracies within this of each other count as "within a point".
+ACCURACY_SPREAD = 0.01
+#: Exercise 5: the two kinds of test-time noise do similar damage if the accuracies differ by less.
+SIMILAR_DAMAGE = 0.02
+
+
+def fraction_tolerance(p: float, n: int) -> float:
+    r"""How far the fraction of ``n`` coins dropped with probability ``p`` may fall from ``p``.
+
+    :data:`FRACTION_SIGMAS` standard deviations of a binomial fraction, :math:`4 \sqrt{p q / n}`.
+
+    Example:
+        >>> round(fraction_tolerance(0.3, 12800), 4)
+        0.0162
+    """
+    return FRACTION_SIGMAS * math.sqrt(p * (1 - p) / n)
+
+
+def between(statement: str, value: float, low: float, high: float) -> Claim:
+    """The claim that ``low < value < high`` (a :class:`~dropoutlib.course.claims.Claim`).
+
+    Example:
+        >>> print(between("the ratio is moderate", 1.3, 1.0, 2.5))
+        ✓ the ratio is moderate (1 < 1.3 < 2.5)
+    """
+    return Claim(statement, low < value < high, f"{low:.4g} < {value:.4g} < {high:.4g}")
+
+
+def on_every_seed(statement: str, pairs: Mapping[int, tuple[float, float]], relation: str) -> Claim:
+    """The claim that ``a < b`` (``relation="<"``) or ``a > b`` (``">"``) for the pair of every seed.
+
+    Example:
+        >>> print(on_every_seed("dropout lowers the loss", {0: (0.2, 0.3), 1: (0.25, 0.3)}, "<"))
+        ✓ dropout lowers the loss (seed 0: 0.2000 < 0.3000; seed 1: 0.2500 < 0.3000)
+    """
+    if relation not in ("<", ">"):
+        raise ValueError(f"relation must be '<' or '>', got relation={relation!r}")
+    holds = all(a < b if relation == "<" else a > b for a, b in pairs.values())
+    evidence = "; ".join(f"seed {seed}: {a:.4f} {relation} {b:.4f}" for seed, (a, b) in pairs.items())
+    return Claim(statement, holds, evidence)
+
+
+def spatial_dropout_claims(
+    *,
+    equal_to_dropout2d: Sequence[bool],
+    same_outputs: bool,
+    same_gradients: bool,
+    fraction: float,
+    p: float,
+    channels: int,
+    whole: bool,
+    mean_ratio: float,
+    gradcheck: bool,
+) -> list[Claim]:
+    """Section "Spatial dropout from scratch": it is ``F.dropout2d``, and its statistics are right.
+
+    Args:
+        equal_to_dropout2d: for each seed and ``p`` tried, whether ``spatial_dropout`` equalled
+            ``F.dropout2d`` bit for bit after the same ``torch.manual_seed``.
+        same_outputs, same_gradients: whether a :func:`small_cnn` with ``SpatialDropout`` gave
+            ``nn.Dropout2d``'s outputs and gradients.
+        fraction, p, channels: the fraction of ``channels`` channels dropped at probability ``p``
+            (within :func:`fraction_tolerance` of ``p``).
+        whole: whether every channel came out all zero or exactly ``x / q``.
+        mean_ratio: ``mean(y) / mean(x)`` (within :data:`MEAN_RATIO_TOLERANCE` of 1).
+        gradcheck: whether ``torch.autograd.gradcheck`` passed.
+
+    Example:
+        >>> claims = spatial_dropout_claims(
+        ...     equal_to_dropout2d=[True] * 15, same_outputs=True, same_gradients=True,
+        ...     fraction=0.3, p=0.3, channels=12800, whole=True, mean_ratio=1.0, gradcheck=True)
+        >>> all(claim.holds for claim in claims), len(claims)
+        (True, 6)
+    """
+    same = list(equal_to_dropout2d)
+    return [
+        Claim(
+            "spatial_dropout equals F.dropout2d bit for bit",
+            bool(same) and all(same),
+            f"{sum(same)} of {len(same)} seeds and values of p",
+        ),
+        Claim(
+            "SpatialDropout gives nn.Dropout2d's outputs and gradients",
+            same_outputs and same_gradients,
+            f"same outputs: {same_outputs}, same gradients: {same_gradients}",
+        ),
+        below(
+            f"about a fraction p = {p} of the channels is dropped (|fraction - p|)",
+            abs(fraction - p),
+            fraction_tolerance(p, channels),
+        ),
+        Claim("every channel is all zero or x/q", whole, f"all channels whole: {whole}"),
+        below("the mean is kept (|mean(y)/mean(x) - 1|)", abs(mean_ratio - 1), MEAN_RATIO_TOLERANCE),
+        Claim("the backward pass matches finite differences", gradcheck, f"gradcheck passed: {gradcheck}"),
+    ]
+
+
+def neighbour_claims(relu1: Sequence[float], upsampled: Sequence[float]) -> list[Claim]:
+    """Section "How much do neighbours know?": moderate correlation at 8x8, strong on upsampled digits.
+
+    Args:
+        relu1: the mean neighbour correlation of the ``relu1`` maps at offsets 1, 2, 3, ...
+            (:func:`neighbour_correlation`, averaged over channels).
+        upsampled: the mean neighbour correlation at offset 1 of each upsampled version of the digits.
+
+    Example:
+        >>> [c.holds for c in neighbour_claims([0.3, 0.1, 0.02, -0.01], [0.9, 0.97])]
+        [True, True, True]
+    """
+    relu1, upsampled = list(relu1), list(upsampled)
+    if len(relu1) < 3 or not upsampled:
+        raise ValueError("relu1 needs the correlations at offsets 1 to 3 at least, upsampled one value")
+    low, high = RELU1_CORRELATION_RANGE
+    return [
+        between("relu1 neighbours are moderately correlated (r at d = 1)", relu1[0], low, high),
+        below(
+            "relu1 activations 3 or more apart are nearly uncorrelated (largest |r|)",
+            max(abs(r) for r in relu1[2:]),
+            DISTANT_CORRELATION,
+        ),
+        above(
+            "neighbouring pixels of upsampled digits are strongly correlated",
+            min(upsampled),
+            SMOOTH_CORRELATION,
+        ),
+    ]
+
+
+def noise_formula_claims(exact: Mapping[str, float], sampled: Mapping[str, float]) -> list[Claim]:
+    """Section "What reaches the next layer": the formulas match sampled masks; spatial passes on more.
+
+    ``exact`` and ``sampled`` map ``"element"`` and ``"spatial"`` to :func:`next_layer_noise`
+    computed from the formulas and from sampled masks.
+
+    Example:
+        >>> [c.holds for c in noise_formula_claims({"element": 0.1, "spatial": 0.15},
+        ...                                        {"element": 0.102, "spatial": 0.149})]
+        [True, True, True]
+    """
+    claims = [
+        below(
+            f"{kind}: the formula and the sampled masks agree (|sampled / formula - 1|)",
+            abs(sampled[kind] / exact[kind] - 1),
+            SAMPLED_NOISE_TOLERANCE,
+        )
+        for kind in ("element", "spatial")
+    ]
+    low, high = NOISE_RATIO_RANGE
+    ratio = exact["spatial"] / exact["element"]
+    claims.append(between("spatial dropout passes on a little more noise", ratio, low, high))
+    return claims
+
+
+def resolution_claims(native: MapStats, fine: MapStats) -> list[Claim]:
+    """Section "What reaches the next layer": on finer maps, neighbours agree more and spatial noise wins.
+
+    ``native`` and ``fine`` are the :func:`map_statistics` of the networks for the 8x8 digits and for
+    the digits upsampled to 16x16.
+
+    Example:
+        >>> native, fine = MapStats(0.3, 0.2, 0.1, 0.15), MapStats(0.7, 0.6, 0.05, 0.12)
+        >>> [c.holds for c in resolution_claims(native, fine)]
+        [True, True, True]
+    """
+    return [
+        above(
+            "finer maps have more correlated neighbours (gain in r)",
+            fine.correlation - native.correlation,
+            FINER_CORRELATION_GAIN,
+        ),
+        below("element-wise dropout's noise shrinks on finer maps", fine.noise_element, native.noise_element),
+        above(
+            "the spatial / element-wise noise ratio grows on finer maps (gain)",
+            fine.ratio - native.ratio,
+            FINER_RATIO_GAIN,
+        ),
+    ]
+
+
+def training_claims(runs: Mapping[tuple[str, int], TrainedRun]) -> list[Claim]:
+    """Section "Training with each kind of dropout", for every seed in ``runs`` and on their means.
+
+    On every seed: element-wise dropout lowers the test loss, spatial dropout's is above element-wise
+    dropout's, and every network fits its training set (accuracy above :data:`FITS`). On the means
+    over the seeds: spatial dropout does not lower the test loss, and the test accuracies lie within
+    :data:`ACCURACY_SPREAD` of each other.
+
+    Example:
+        >>> def run(kind, loss, acc):
+        ...     return TrainedRun(kind, 0, 1.0, acc, 0.0, loss, nn.Identity())
+        >>> runs = {("none", 0): run("none", 0.15, 0.96), ("element", 0): run("element", 0.12, 0.965),
+        ...         ("spatial", 0): run("spatial", 0.16, 0.962)}
+        >>> [c.holds for c in training_claims(runs)]
+        [True, True, True, True, True]
+    """
+    seeds = sorted({seed for _, seed in runs})
+    loss = summarize_runs(dict(runs), "test_loss")
+    acc = summarize_runs(dict(runs), "test_acc")
+    means = [acc[kind][0] for kind in DROPOUT_KINDS]
+    return [
+        on_every_seed(
+            "element-wise dropout lowers the test loss on every seed",
+            {s: (runs["element", s].test_loss, runs["none", s].test_loss) for s in seeds},
+            "<",
+        ),
+        on_every_seed(
+            "spatial dropout's test loss is above element-wise dropout's on every seed",
+            {s: (runs["spatial", s].test_loss, runs["element", s].test_loss) for s in seeds},
+            ">",
+        ),
+        above(
+            "spatial dropout does not lower the mean test loss",
+            loss["spatial"][0],
+            loss["none"][0],
+        ),
+        above(
+            "every network fits its training set (lowest train accuracy)",
+            min(r.train_acc for r in runs.values()),
+            FITS,
+        ),
+        below("the mean test accuracies lie within a point", max(means) - min(means), ACCURACY_SPREAD),
+    ]
+
+
+def noise_at_test_time_claims(accuracy: Mapping[tuple[str, float], float], p: float = 0.3) -> list[Claim]:
+    """Exercise 5: element-wise and spatial dropout left on at test time do similar damage at ``p``.
+
+    ``accuracy`` maps ``(kind, p)`` to the test accuracy of the network trained without dropout with
+    that dropout switched on (averaged over a few masks).
+
+    Example:
+        >>> noise_at_test_time_claims({("element", 0.3): 0.93, ("spatial", 0.3): 0.94})[0].holds
+        True
+    """
+    difference = abs(accuracy["spatial", p] - accuracy["element", p])
+    return [
+        below(
+            f"both kinds do similar damage at p = {p} (|difference of accuracies|)",
+            difference,
+            SIMILAR_DAMAGE,
+        )
+    ]

@@ -15,13 +15,19 @@ DropPath, DropBlock). This module measures them:
 - **SELU and depth.** :func:`selu_mlp` builds a self-normalizing network (SELU, LeCun-normal weights,
   optional alpha or standard dropout); :func:`depth_statistics` follows the mean and variance of its
   activations through the layers.
+- **Stochastic depth.** :func:`residual_mlp` stacks residual blocks (:class:`ResidualBlock`,
+  ``x + DropPath(p)(f(x))``) with the drop rates of :func:`~dropoutlib.nn.drop_path.drop_path_schedule`.
 - **One task.** :data:`VARIANTS` lists the networks compared on the digits (a ReLU MLP without
   dropout, with dropout, DropConnect and Gaussian dropout; a SELU MLP without dropout, with alpha and
   with standard dropout; a residual MLP with and without DropPath; a small CNN without dropout, with
   element-wise dropout and with DropBlock), :func:`train_variant` trains one with the shared budget
-  (:data:`N_TRAIN` images, full-batch Adam, :data:`EPOCHS` steps, learning rate :data:`LR`), and
-  :func:`compare_family` trains them all over seeds. :func:`random_numbers_per_step` counts the
-  random numbers a training step draws, a cost that does not depend on the machine.
+  (:data:`N_TRAIN` images, full-batch Adam, :data:`EPOCHS` steps, learning rate :data:`LR`) into a
+  :class:`~dropoutlib.experiments.convolutions.TrainedRun`, and :func:`compare_family` trains them all
+  over seeds. :func:`random_numbers_per_step` counts the random numbers a training step draws, a cost
+  that does not depend on the machine.
+- **Claims.** The chapter's claims are written once, here, in the ``*_claims`` functions (one per
+  section, and for exercises 4 and 5); the chapter's check cells and
+  ``tests/chapters/test_dropout_family_claims.py`` call the same functions.
 
 Notation: ``p`` is the probability of dropping (a unit, a weight, a branch, a block), ``q = 1 - p``.
 """
@@ -30,7 +36,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,11 +53,20 @@ from dropoutlib._validation import (
     check_positive_int,
     check_probability,
 )
+from dropoutlib.course.claims import Claim, above, below
 from dropoutlib.course.data import Split, load_digits
 from dropoutlib.course.models import mlp
 from dropoutlib.course.seeding import check_seed, seed_everything
-from dropoutlib.course.train import fit
-from dropoutlib.experiments.convolutions import neighbour_correlation, small_cnn
+from dropoutlib.experiments.convolutions import (
+    FITS,
+    TrainedRun,
+    between,
+    neighbour_correlation,
+    on_every_seed,
+    small_cnn,
+    summarize_runs,
+    train_run,
+)
 from dropoutlib.nn.alpha import AlphaDropout, alpha_dropout
 from dropoutlib.nn.drop_path import DropPath, drop_path, drop_path_schedule
 from dropoutlib.nn.dropblock import DropBlock2d, dropblock
@@ -76,23 +91,31 @@ __all__ = [
     "P",
     "SELU_P",
     "VARIANTS",
-    "build_variant",
-    "compare_family",
-    "depth_statistics",
-    "mask_structure",
-    "measure_moments",
-    "noise_structure",
-    "random_numbers_per_step",
-    "residual_mlp",
-    "selu_mlp",
-    "train_variant",
     "DepthStatistics",
-    "FamilyRun",
     "MaskStructure",
     "Moments",
     "NoiseStructure",
     "ResidualBlock",
     "Variant",
+    "alpha_claims",
+    "build_variant",
+    "comparison_claims",
+    "correlation_formula_claims",
+    "depth_claims",
+    "dropblock_claims",
+    "compare_family",
+    "depth_statistics",
+    "mask_structure",
+    "measure_moments",
+    "moment_claims",
+    "multiplier_claims",
+    "noise_structure",
+    "noise_structure_claims",
+    "random_numbers_per_step",
+    "residual_mlp",
+    "selu_mlp",
+    "shallow_droppath_claims",
+    "train_variant",
 ]
 
 #: The shared budget: a stratified subsample of 200 training digits, full-batch Adam, 100 steps.
@@ -176,6 +199,90 @@ def selu_mlp(
         fan_in = width
     layers.append(_lecun_normal_(nn.Linear(fan_in, out_features)))
     return nn.Sequential(*layers)
+
+
+class ResidualBlock(nn.Module):
+    """A fully connected residual block with stochastic depth: ``y = x + DropPath(p)(branch(x))``.
+
+    ``branch`` is ``Linear(width, width) -> ReLU -> Linear(width, width)``. In training, each example
+    skips the branch (``y = x``) with probability ``p``; otherwise it gets ``x + branch(x) / q``. In
+    evaluation ``y = x + branch(x)``. Shapes: ``(N, width)`` to ``(N, width)``.
+
+    The block itself is not a dropout layer (it has no ``dropout_variant`` attribute); its submodule
+    ``drop_path`` (a :class:`DropPath`) is, so Monte Carlo dropout switches on exactly that.
+
+    Args:
+        width: number of features in and out.
+        p: probability of skipping the branch, in ``[0, 1]``. Default 0.0 (a plain residual block).
+
+    Example:
+        >>> block = ResidualBlock(4, p=0.2)
+        >>> block
+        ResidualBlock(
+          width=4, p=0.2
+          (branch): Sequential(
+            (0): Linear(in_features=4, out_features=4, bias=True)
+            (1): ReLU()
+            (2): Linear(in_features=4, out_features=4, bias=True)
+          )
+          (drop_path): DropPath(p=0.2)
+        )
+        >>> block(torch.randn(3, 4)).shape
+        torch.Size([3, 4])
+    """
+
+    def __init__(self, width: int, p: float = 0.0) -> None:
+        super().__init__()
+        self.width = check_positive_int(width, "width")
+        self.branch = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width))
+        self.drop_path = DropPath(p)
+
+    @property
+    def p(self) -> float:
+        """The probability of skipping the branch (that of the block's :class:`DropPath`)."""
+        return self.drop_path.p
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return input + self.drop_path(self.branch(input))
+
+    def extra_repr(self) -> str:
+        return f"width={self.width}, p={self.p}"
+
+
+def residual_mlp(
+    in_features: int,
+    width: int,
+    out_features: int,
+    depth: int,
+    drop_path: float = 0.0,
+    *,
+    schedule: str = "linear",
+) -> nn.Sequential:
+    """A residual MLP with stochastic depth: ``Linear(in, width), ReLU, depth x ResidualBlock, Linear(width,
+    out)``.
+
+    Block ``l`` (``l = 1, ..., depth``) gets the DropPath rate of :func:`drop_path_schedule`:
+    ``drop_path * l / depth`` (``schedule="linear"``, Huang et al., 2016) or ``drop_path``
+    (``"uniform"``). Module indices: ``0`` input Linear, ``1`` ReLU, ``2 .. depth + 1`` the blocks,
+    ``depth + 2`` the output Linear. Shapes: ``(N, in_features)`` to ``(N, out_features)``.
+
+    Example:
+        >>> net = residual_mlp(64, 32, 10, depth=4, drop_path=0.2)
+        >>> [round(block.p, 3) for block in net[2:-1]]
+        [0.05, 0.1, 0.15, 0.2]
+        >>> net(torch.randn(5, 64)).shape
+        torch.Size([5, 10])
+    """
+    in_features = check_positive_int(in_features, "in_features")
+    width = check_positive_int(width, "width")
+    out_features = check_positive_int(out_features, "out_features")
+    rates = drop_path_schedule(drop_path, depth, schedule)
+    return nn.Sequential(
+        nn.Linear(in_features, width),
+        nn.ReLU(),
+        *(ResidualBlock(width, rate) for rate in rates),
+        nn.Linear(width, out_features),
+    )
 
 
 def _gaussian_mlp() -> nn.Sequential:
@@ -337,42 +444,6 @@ def random_numbers_per_step(model: nn.Module, x: torch.Tensor) -> int:
 # --- training on one task --------------------------------------------------------------------------------
 
 
-@dataclass
-class FamilyRun:
-    """One trained network of the comparison and its final numbers (evaluation mode).
-
-    Attributes:
-        name, seed: which variant, which seed (split, initial weights, masks).
-        train_acc, test_acc, train_loss, test_loss: at the end of training, dropout off.
-        random_numbers: random numbers one training step draws (:func:`random_numbers_per_step`).
-        model: the trained network.
-
-    Example:
-        >>> run = FamilyRun("mlp", 0, 1.0, 0.9, 0.01, 0.4, 0, nn.Identity())
-        >>> round(run.gap, 4), round(run.loss_gap, 4)
-        (0.1, 0.39)
-    """
-
-    name: str
-    seed: int
-    train_acc: float
-    test_acc: float
-    train_loss: float
-    test_loss: float
-    random_numbers: int
-    model: nn.Module
-
-    @property
-    def gap(self) -> float:
-        """Train accuracy minus test accuracy."""
-        return self.train_acc - self.test_acc
-
-    @property
-    def loss_gap(self) -> float:
-        """Test loss minus train loss."""
-        return self.test_loss - self.train_loss
-
-
 def train_variant(
     name: str,
     seed: int = 0,
@@ -380,13 +451,14 @@ def train_variant(
     data: Split | None = None,
     epochs: int = EPOCHS,
     lr: float = LR,
-) -> FamilyRun:
-    """Train variant ``name`` on the digits with the shared budget and return a :class:`FamilyRun`.
+) -> TrainedRun:
+    """Train variant ``name`` on the digits with the shared budget and return its :class:`TrainedRun`.
 
     Data: ``load_digits(seed=seed, n_train=N_TRAIN)`` unless ``data`` is given. The network is built
-    by :func:`build_variant` (weights after ``seed_everything(seed)``) and trained by
-    :func:`~dropoutlib.course.train.fit`: full-batch Adam, ``epochs`` steps at learning rate ``lr``, masks
-    drawn from torch's global generator seeded with ``seed``.
+    as :func:`build_variant` builds it (weights after ``seed_everything(seed)``), its
+    :func:`random_numbers_per_step` on the training images is counted, and it is trained by
+    :func:`~dropoutlib.experiments.convolutions.train_run`: full-batch Adam, ``epochs`` steps at
+    learning rate ``lr``, masks drawn from torch's global generator seeded with ``seed``.
 
     Example:
         >>> run = train_variant("mlp-gaussian", epochs=5)
@@ -394,24 +466,21 @@ def train_variant(
         ('mlp-gaussian', True, 25600)
     """
     name = check_choice(name, "name", tuple(VARIANTS))
-    seed = check_seed(seed)
-    if data is None:
-        data = load_digits(seed=seed, n_train=N_TRAIN)
-    elif not isinstance(data, Split):
-        raise TypeError(f"data must be a dropoutlib.course.data.Split or None, got {type(data).__name__}")
-    epochs = check_positive_int(epochs, "epochs")
-    model = build_variant(name, seed)
-    draws = random_numbers_per_step(model, data.x_train)
-    history = fit(model, data, epochs=epochs, lr=lr, seed=seed, progress=False, eval_every=epochs)
-    last = history.final()
-    return FamilyRun(
-        name, seed, last["train_acc"], last["test_acc"], last["train_loss"], last["test_loss"], draws, model
+    return train_run(
+        name,
+        VARIANTS[name].build,
+        seed=seed,
+        data=data,
+        n_train=N_TRAIN,
+        epochs=epochs,
+        lr=lr,
+        count=random_numbers_per_step,
     )
 
 
 def compare_family(
     seeds: Iterable[int], names: Sequence[str] | None = None, **options: Any
-) -> dict[tuple[str, int], FamilyRun]:
+) -> dict[tuple[str, int], TrainedRun]:
     """Train every variant in ``names`` (default: all of :data:`VARIANTS`) for every seed.
 
     Each seed has its own split of the digits, shared by the variants of that seed. ``options`` go
@@ -429,7 +498,7 @@ def compare_family(
     if names is None:
         names = list(VARIANTS)
     names = [check_choice(name, "name", tuple(VARIANTS)) for name in names]
-    runs: dict[tuple[str, int], FamilyRun] = {}
+    runs: dict[tuple[str, int], TrainedRun] = {}
     for seed in seeds:
         data = load_digits(seed=seed, n_train=N_TRAIN)
         for name in names:
@@ -757,85 +826,364 @@ def depth_statistics(model: nn.Sequential, x: torch.Tensor, *, training: bool = 
     return DepthStatistics(means, variances)
 
 
-class ResidualBlock(nn.Module):
-    """A fully connected residual block with stochastic depth: ``y = x + DropPath(p)(branch(x))``.
+# --- the chapter's claims -------------------------------------------------------------------------------
 
-    ``branch`` is ``Linear(width, width) -> ReLU -> Linear(width, width)``. In training, each example
-    skips the branch (``y = x``) with probability ``p``; otherwise it gets ``x + branch(x) / q``. In
-    evaluation ``y = x + branch(x)``. Shapes: ``(N, width)`` to ``(N, width)``.
+#: Moments: how far the slope may be from 1, the noise from p/q and Var(y) from Var(x) + p/q E[x^2]
+#: (relative), for dropout, Gaussian dropout and DropPath (200 draws).
+SLOPE_TOLERANCE = 0.01
+NOISE_TOLERANCE = 0.03
+VARIANCE_TOLERANCE = 0.02
+#: Alpha dropout on N(0, 1): how far the mean may shift and the variance ratio be from 1; on ReLU
+#: activations, the mean must fall by more than this.
+ALPHA_NORMAL_TOLERANCE = 0.01
+ALPHA_RELU_SHIFT = -0.2
+#: Multipliers of one unit (200 000 draws): how far the mean may be from 1 and the variance from p/q.
+MULTIPLIER_MEAN_TOLERANCE = 0.01
+MULTIPLIER_VAR_TOLERANCE = 0.02
+#: Noise structure: bias and variance ratio tolerances; dropout's unit correlation must exceed this many
+#: sampling floors, DropConnect's stay below this many; DropConnect's examples correlate above this.
+BIAS_TOLERANCE = 0.01
+VARIANCE_RATIO_TOLERANCE = 0.03
+CORRELATED_FLOORS = 3.0
+UNCORRELATED_FLOORS = 1.2
+EXAMPLE_CORRELATION = 0.2
+#: Exercise 4: the exact mean |correlation| of dropout's noise and the measured one agree within this.
+FORMULA_TOLERANCE = 0.05
+#: Alpha dropout's mean and variance on N(0, 1) at every p (ours and torch's).
+ALPHA_MEAN_TOLERANCE = 0.03
+ALPHA_VAR_TOLERANCE = 0.04
+#: The deep SELU network (layers 9-32): alpha dropout's variance within this of 1; standard dropout's
+#: above STANDARD_VARIANCE; eval mode of the standard network equal to the plain network within 1e-6.
+ALPHA_DEPTH_TOLERANCE = 0.1
+STANDARD_VARIANCE = 1.4
+EVAL_TOLERANCE = 1e-6
+#: DropBlock: its dropped fraction within this of the formula, its neighbour correlation in this range,
+#: element-wise coins' correlation below the next, and its mean ratio within the last of 1.
+DROPBLOCK_FRACTION_TOLERANCE = 0.01
+DROPBLOCK_CORRELATION_RANGE = (0.3, 0.95)
+INDEPENDENT_CORRELATION = 0.02
+DROPBLOCK_MEAN_TOLERANCE = 0.01
+#: The comparison: how close the SELU networks' mean accuracies must be ("within a point"); a network
+#: fits its training images above the training accuracy FITS of chapter 10 (imported from there).
+SELU_ACCURACY_TOLERANCE = 0.015
+#: The variants that lower the test loss of their family's baseline on every seed.
+HELPFUL = (
+    "mlp-dropout",
+    "mlp-dropconnect",
+    "mlp-gaussian",
+    "residual-droppath",
+    "cnn-dropout",
+    "cnn-dropblock",
+)
+#: The three noises of the ReLU MLP, which regularize alike.
+RELU_VARIANTS = ("mlp-dropout", "mlp-dropconnect", "mlp-gaussian")
 
-    The block itself is not a dropout layer (it has no ``dropout_variant`` attribute); its submodule
-    ``drop_path`` (a :class:`DropPath`) is, so Monte Carlo dropout switches on exactly that.
 
-    Args:
-        width: number of features in and out.
-        p: probability of skipping the branch, in ``[0, 1]``. Default 0.0 (a plain residual block).
+def moment_claims(normal: Mapping[str, Moments], activations: Mapping[str, Moments], p: float) -> list[Claim]:
+    r"""Section "What a dropout keeps": the moments of the four element-wise noises at drop probability ``p``.
+
+    ``normal`` and ``activations`` map each name of :data:`ELEMENTWISE_NOISES` to its
+    :func:`measure_moments` on standard normal numbers and on ReLU activations. Dropout, Gaussian
+    dropout and DropPath keep every value on average (slope 1), add noise :math:`p/q` and so give
+    :math:`\operatorname{Var}(y) = \operatorname{Var}(x) + rac pq \mathbb E[x^2]` on both inputs
+    (the claims report the worse of the two); alpha dropout keeps N(0, 1) at mean 0 and variance 1
+    and lowers the mean of ReLU activations.
 
     Example:
-        >>> block = ResidualBlock(4, p=0.2)
-        >>> block
-        ResidualBlock(
-          width=4, p=0.2
-          (branch): Sequential(
-            (0): Linear(in_features=4, out_features=4, bias=True)
-            (1): ReLU()
-            (2): Linear(in_features=4, out_features=4, bias=True)
-          )
-          (drop_path): DropPath(p=0.2)
+        >>> keep = Moments(0.0, 1.0, 0.0, 1.25, 1.0, 0.25)
+        >>> alpha = Moments(0.0, 1.0, 0.0, 1.0, 0.8, 0.1)
+        >>> relu_alpha = Moments(0.5, 0.5, 0.1, 0.4, 0.8, 0.1)
+        >>> normal = {"dropout": keep, "Gaussian": keep, "DropPath": keep, "alpha": alpha}
+        >>> relu = {**normal, "alpha": relu_alpha}
+        >>> [c.holds for c in moment_claims(normal, relu, 0.2)][-4:]
+        [True, True, True, True]
+    """
+    pq = p / (1 - p)
+
+    def predicted(m: Moments) -> float:  # Var(x) + p/q E[x^2], with E[x^2] = Var(x) + mean^2
+        return m.var_in + pq * (m.var_in + m.mean_in**2)
+
+    claims = []
+    for name in ("dropout", "Gaussian", "DropPath"):
+        pair = (normal[name], activations[name])
+        claims += [
+            below(
+                f"{name} keeps every value on average (|slope - 1|)",
+                max(abs(m.slope - 1) for m in pair),
+                SLOPE_TOLERANCE,
+            ),
+            below(
+                f"{name} adds noise p/q (|noise / (p/q) - 1|)",
+                max(abs(m.noise / pq - 1) for m in pair),
+                NOISE_TOLERANCE,
+            ),
+            below(
+                f"{name}: Var(y) = Var(x) + p/q E[x^2] (|ratio - 1|)",
+                max(abs(m.var_out / predicted(m) - 1) for m in pair),
+                VARIANCE_TOLERANCE,
+            ),
+        ]
+    alpha_n, alpha_relu = normal["alpha"], activations["alpha"]
+    claims += [
+        below(
+            "alpha dropout keeps N(0, 1) at mean 0 and variance 1 (|mean shift|, |var ratio - 1|)",
+            max(abs(alpha_n.mean_shift), abs(alpha_n.var_ratio - 1)),
+            ALPHA_NORMAL_TOLERANCE,
+        ),
+        below(
+            "alpha dropout lowers the mean of ReLU activations (mean shift)",
+            alpha_relu.mean_shift,
+            ALPHA_RELU_SHIFT,
+        ),
+    ]
+    return claims
+
+
+def multiplier_claims(multipliers: Mapping[str, torch.Tensor], p: float) -> list[Claim]:
+    """Section "Gaussian dropout": dropout's and Gaussian dropout's multipliers have mean 1, variance p/q.
+
+    ``multipliers`` maps a name to many draws of the multiplier of one unit (the noise applied to ones).
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> ones = torch.ones(200_000)
+        >>> claims = multiplier_claims({"Gaussian dropout": gaussian_dropout(ones, 0.5, generator=g)}, 0.5)
+        >>> [c.holds for c in claims]
+        [True, True]
+    """
+    claims = []
+    for name, r in multipliers.items():
+        claims += [
+            below(f"{name}: mean 1 (|mean - 1|)", abs(float(r.mean()) - 1), MULTIPLIER_MEAN_TOLERANCE),
+            below(
+                f"{name}: variance p/q (|var - p/q|)",
+                abs(float(r.var()) - p / (1 - p)),
+                MULTIPLIER_VAR_TOLERANCE,
+            ),
+        ]
+    return claims
+
+
+def noise_structure_claims(dropout: NoiseStructure, dropconnect: NoiseStructure) -> list[Claim]:
+    """Section "DropConnect": same mean and variance as dropout on the inputs, other correlations.
+
+    ``dropout`` and ``dropconnect`` are the :func:`noise_structure` of the two kinds on one layer.
+
+    Example:
+        >>> d = NoiseStructure(0.001, 1.0, 0.3, 0.01, 0.04)
+        >>> c = NoiseStructure(-0.002, 1.01, 0.04, 0.5, 0.04)
+        >>> all(claim.holds for claim in noise_structure_claims(d, c))
+        True
+    """
+    claims = [
+        Claim(
+            f"{kind}: unbiased, with the variance of the formula",
+            abs(s.bias) < BIAS_TOLERANCE and abs(s.variance_ratio - 1) < VARIANCE_RATIO_TOLERANCE,
+            f"|bias| {abs(s.bias):.4f} < {BIAS_TOLERANCE}, |var ratio - 1| {abs(s.variance_ratio - 1):.4f} "
+            f"< {VARIANCE_RATIO_TOLERANCE}",
         )
-        >>> block(torch.randn(3, 4)).shape
-        torch.Size([3, 4])
-    """
+        for kind, s in (("dropout", dropout), ("DropConnect", dropconnect))
+    ]
+    claims += [
+        above(
+            f"dropout's noise is correlated across output units (> {CORRELATED_FLOORS:g} sampling floors)",
+            dropout.unit_correlation,
+            CORRELATED_FLOORS * dropout.floor,
+        ),
+        below(
+            f"DropConnect's output units are uncorrelated (< {UNCORRELATED_FLOORS:g} sampling floors)",
+            dropconnect.unit_correlation,
+            UNCORRELATED_FLOORS * dropconnect.floor,
+        ),
+        above(
+            "DropConnect's noise is correlated across examples",
+            dropconnect.example_correlation,
+            EXAMPLE_CORRELATION,
+        ),
+        below(
+            "dropout's noise is not (|correlation across examples|)",
+            abs(dropout.example_correlation),
+            EXAMPLE_CORRELATION,
+        ),
+    ]
+    return claims
 
-    def __init__(self, width: int, p: float = 0.0) -> None:
-        super().__init__()
-        self.width = check_positive_int(width, "width")
-        self.branch = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width))
-        self.drop_path = DropPath(p)
 
-    @property
-    def p(self) -> float:
-        """The probability of skipping the branch (that of the block's :class:`DropPath`)."""
-        return self.drop_path.p
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return input + self.drop_path(self.branch(input))
-
-    def extra_repr(self) -> str:
-        return f"width={self.width}, p={self.p}"
-
-
-def residual_mlp(
-    in_features: int,
-    width: int,
-    out_features: int,
-    depth: int,
-    drop_path: float = 0.0,
-    *,
-    schedule: str = "linear",
-) -> nn.Sequential:
-    """A residual MLP with stochastic depth: ``Linear(in, width), ReLU, depth x ResidualBlock, Linear(width,
-    out)``.
-
-    Block ``l`` (``l = 1, ..., depth``) gets the DropPath rate of :func:`drop_path_schedule`:
-    ``drop_path * l / depth`` (``schedule="linear"``, Huang et al., 2016) or ``drop_path``
-    (``"uniform"``). Module indices: ``0`` input Linear, ``1`` ReLU, ``2 .. depth + 1`` the blocks,
-    ``depth + 2`` the output Linear. Shapes: ``(N, in_features)`` to ``(N, out_features)``.
+def correlation_formula_claims(exact: float, measured: float) -> list[Claim]:
+    """Exercise 4: the mean |correlation| of dropout's noise from the formula agrees with the measured one.
 
     Example:
-        >>> net = residual_mlp(64, 32, 10, depth=4, drop_path=0.2)
-        >>> [round(block.p, 3) for block in net[2:-1]]
-        [0.05, 0.1, 0.15, 0.2]
-        >>> net(torch.randn(5, 64)).shape
-        torch.Size([5, 10])
+        >>> correlation_formula_claims(0.31, 0.33)[0].holds
+        True
     """
-    in_features = check_positive_int(in_features, "in_features")
-    width = check_positive_int(width, "width")
-    out_features = check_positive_int(out_features, "out_features")
-    rates = drop_path_schedule(drop_path, depth, schedule)
-    return nn.Sequential(
-        nn.Linear(in_features, width),
-        nn.ReLU(),
-        *(ResidualBlock(width, rate) for rate in rates),
-        nn.Linear(width, out_features),
-    )
+    return [
+        below(
+            "the formula and the measurement agree (|difference|)", abs(exact - measured), FORMULA_TOLERANCE
+        )
+    ]
+
+
+def alpha_claims(
+    equal_to_torch: bool, moments: Mapping[tuple[float, str], tuple[float, float]]
+) -> list[Claim]:
+    """Section "Alpha dropout": it is torch's, and it keeps N(0, 1) at mean 0 and variance 1 at every p.
+
+    ``moments`` maps ``(p, who)`` (``who``: ``"ours"`` or ``"torch"``) to the mean and variance of
+    alpha dropout's output on standard normal input.
+
+    Example:
+        >>> [c.holds for c in alpha_claims(True, {(0.1, "ours"): (0.01, 1.02), (0.1, "torch"): (0.0, 0.99)})]
+        [True, True]
+    """
+    largest_mean = max(abs(mean) for mean, _ in moments.values())
+    largest_var = max(abs(var - 1) for _, var in moments.values())
+    return [
+        Claim(
+            "alpha_dropout equals torch.nn.AlphaDropout bit for bit",
+            equal_to_torch,
+            f"equal: {equal_to_torch}",
+        ),
+        Claim(
+            "ours and torch's keep mean 0 and variance 1 at every p",
+            largest_mean < ALPHA_MEAN_TOLERANCE and largest_var < ALPHA_VAR_TOLERANCE,
+            f"largest |mean| {largest_mean:.4f} < {ALPHA_MEAN_TOLERANCE}, "
+            f"largest |var - 1| {largest_var:.4f} < {ALPHA_VAR_TOLERANCE}",
+        ),
+    ]
+
+
+def depth_claims(alpha: float, standard: float, standard_eval: float, plain: float) -> list[Claim]:
+    """Section "Alpha dropout": what each dropout does to the variance of a deep SELU network.
+
+    The arguments are the mean variances of layers 9-32 of :func:`depth_statistics`: with alpha and
+    with standard dropout in training mode, with standard dropout in evaluation mode, and without
+    dropout.
+
+    Example:
+        >>> [c.holds for c in depth_claims(1.02, 1.6, 0.98, 0.98)]
+        [True, True, True]
+    """
+    return [
+        below("alpha dropout keeps the variance near 1 (|var - 1|)", abs(alpha - 1), ALPHA_DEPTH_TOLERANCE),
+        above("standard dropout moves the variance well above 1", standard, STANDARD_VARIANCE),
+        below(
+            "in evaluation mode the standard network is the plain one (|difference|)",
+            abs(standard_eval - plain),
+            EVAL_TOLERANCE,
+        ),
+    ]
+
+
+def dropblock_claims(masks: Mapping[str, MaskStructure], expected: float, p: float) -> list[Claim]:
+    """Section "DropBlock": it drops clustered blocks, less than ``p`` of the values, and keeps the mean.
+
+    ``masks`` maps ``"DropBlock"`` and ``"element-wise"`` to their :func:`mask_structure` at drop
+    probability ``p``; ``expected`` is DropBlock's dropped fraction from
+    :func:`~dropoutlib.nn.dropblock.dropblock_drop_fraction`.
+
+    Example:
+        >>> masks = {"DropBlock": MaskStructure(0.15, 0.6, 1.0), "element-wise": MaskStructure(0.2, 0.0, 1.0)}
+        >>> all(c.holds for c in dropblock_claims(masks, 0.152, 0.2))
+        True
+    """
+    block = masks["DropBlock"]
+    low, high = DROPBLOCK_CORRELATION_RANGE
+    return [
+        below(
+            "DropBlock drops the fraction of the formula (|difference|)",
+            abs(block.dropped - expected),
+            DROPBLOCK_FRACTION_TOLERANCE,
+        ),
+        below("overlapping blocks drop less than p", block.dropped, p),
+        between("DropBlock's mask is clustered, not per channel", block.neighbour_correlation, low, high),
+        below(
+            "element-wise coins are independent (|neighbour correlation|)",
+            abs(masks["element-wise"].neighbour_correlation),
+            INDEPENDENT_CORRELATION,
+        ),
+        below(
+            "DropBlock's rescaling keeps the mean (|ratio - 1|)",
+            abs(block.mean_ratio - 1),
+            DROPBLOCK_MEAN_TOLERANCE,
+        ),
+    ]
+
+
+def comparison_claims(runs: Mapping[tuple[str, int], TrainedRun]) -> list[Claim]:
+    """Section "The comparison", for every seed in ``runs`` (all of :data:`VARIANTS`) and on the means.
+
+    On every seed: every network fits its training images, each variant of :data:`HELPFUL` lowers
+    its baseline's test loss and alpha dropout raises the SELU network's. On the means over the
+    seeds: the SELU accuracies stay within about a point, DropBlock does not beat element-wise
+    dropout, each ReLU variant raises the test accuracy, and the three ReLU variants' mean losses lie
+    closer together than the largest of their standard deviations over seeds.
+    """
+    seeds = sorted({seed for _, seed in runs})
+    loss = summarize_runs(dict(runs), "test_loss")
+    acc = summarize_runs(dict(runs), "test_acc")
+    claims = [
+        above(
+            "every network fits its training images (lowest train accuracy)",
+            min(run.train_acc for run in runs.values()),
+            FITS,
+        )
+    ]
+    for name in HELPFUL:
+        baseline = FAMILIES[VARIANTS[name].family][0]
+        claims.append(
+            on_every_seed(
+                f"{VARIANTS[name].family}: {VARIANTS[name].label} lowers the test loss on every seed",
+                {s: (runs[name, s].test_loss, runs[baseline, s].test_loss) for s in seeds},
+                "<",
+            )
+        )
+    relu_range = max(loss[n][0] for n in RELU_VARIANTS) - min(loss[n][0] for n in RELU_VARIANTS)
+    claims += [
+        on_every_seed(
+            "alpha dropout raises the SELU test loss on every seed",
+            {s: (runs["selu-alpha", s].test_loss, runs["selu", s].test_loss) for s in seeds},
+            ">",
+        ),
+        below(
+            "the SELU accuracies stay within about a point (|difference of means|)",
+            abs(acc["selu-alpha"][0] - acc["selu"][0]),
+            SELU_ACCURACY_TOLERANCE,
+        ),
+        above(
+            "DropBlock does not beat element-wise dropout (mean test loss)",
+            loss["cnn-dropblock"][0],
+            loss["cnn-dropout"][0],
+        ),
+        above(
+            "each ReLU variant raises the mean test accuracy (lowest of them)",
+            min(acc[n][0] for n in RELU_VARIANTS),
+            acc["mlp"][0],
+        ),
+        below(
+            "the ReLU variants lie within the seed-to-seed spread (range of mean losses < largest std)",
+            relu_range,
+            max(loss[n][1] for n in RELU_VARIANTS),
+        ),
+    ]
+    return claims
+
+
+def shallow_droppath_claims(shallow: Mapping[tuple[float, int], float]) -> list[Claim]:
+    """Exercise 5: with 4 blocks, DropPath does not lower the test loss on every seed.
+
+    ``shallow`` maps ``(rate, seed)`` to the test loss of the 4-block residual MLP trained without
+    (``rate=0.0``) and with DropPath (``rate=DROP_PATH``).
+
+    Example:
+        >>> shallow_droppath_claims({(0.0, 0): 0.9, (0.5, 0): 0.8, (0.0, 1): 0.7, (0.5, 1): 0.75})[0].holds
+        True
+    """
+    seeds = sorted({seed for _, seed in shallow})
+    wins = sum(shallow[DROP_PATH, seed] < shallow[0.0, seed] for seed in seeds)
+    return [
+        Claim(
+            "with 4 blocks DropPath does not lower the test loss on every seed",
+            wins < len(seeds),
+            f"lower on {wins} of {len(seeds)} seeds",
+        )
+    ]

@@ -11,7 +11,7 @@ from torch import nn
 from dropoutlib.course.data import load_digits
 from dropoutlib.course.train import History
 from dropoutlib.experiments.convolutions import (
-    CNNRun,
+    TrainedRun,
     compare_dropout,
     feature_maps,
     map_statistics,
@@ -19,8 +19,10 @@ from dropoutlib.experiments.convolutions import (
     neighbour_r2,
     next_layer_noise,
     small_cnn,
+    spatial_dropout_claims,
     summarize_runs,
     train_cnn,
+    train_run,
 )
 from dropoutlib.nn.dropout import Dropout
 from dropoutlib.nn.spatial import SpatialDropout
@@ -216,6 +218,43 @@ def test_compare_dropout_and_summarize_runs():
         summarize_runs(runs, "model")
 
 
-def test_cnn_run_gaps():
-    run = CNNRun("none", 0.0, 0, 1.0, 0.9, 0.05, 0.3, History(), nn.Identity())
+def test_trained_run_gaps():
+    run = TrainedRun("none", 0, 1.0, 0.9, 0.05, 0.3, nn.Identity(), History())
     assert math.isclose(run.gap, 0.1) and math.isclose(run.loss_gap, 0.25)
+    assert (run.p, run.random_numbers) == (0.0, None)
+
+
+def test_train_run_counts_before_training_and_rejects_bad_data():
+    counted = []
+
+    def count(model, x):
+        counted.append(tuple(x.shape))
+        return 7
+
+    run = train_run(
+        "linear", lambda: nn.Linear(64, 10), seed=1, data=None, n_train=30, epochs=1, lr=1e-2, count=count
+    )
+    assert run.name == "linear" and run.seed == 1 and run.random_numbers == 7
+    assert counted == [(30, 64)]
+    with pytest.raises(TypeError, match="data must be a dropoutlib.course.data.Split"):
+        train_run("linear", lambda: nn.Linear(64, 10), seed=0, data=(1, 2), n_train=30, epochs=1, lr=1e-2)
+
+
+# --- the chapter's claims -----------------------------------------------------------------------------
+
+
+def test_spatial_dropout_claims_fail_on_a_mismatch_or_a_wrong_fraction():
+    good = {
+        "equal_to_dropout2d": [True] * 15,
+        "same_outputs": True,
+        "same_gradients": True,
+        "fraction": 0.3,
+        "p": 0.3,
+        "channels": 12800,
+        "whole": True,
+        "mean_ratio": 1.0,
+        "gradcheck": True,
+    }
+    assert all(c.holds for c in spatial_dropout_claims(**good))
+    failed = spatial_dropout_claims(**(good | {"equal_to_dropout2d": [True, False], "fraction": 0.35}))
+    assert [c.holds for c in failed] == [False, True, False, True, True, True]

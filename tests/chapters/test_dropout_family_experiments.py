@@ -9,13 +9,13 @@ import torch
 from torch import nn
 
 from dropoutlib.course.data import load_digits
+from dropoutlib.experiments.convolutions import TrainedRun
 from dropoutlib.experiments.dropout_family import (
     DEPTH,
     FAMILIES,
     HIDDEN,
     MASK_KINDS,
     VARIANTS,
-    FamilyRun,
     Moments,
     build_variant,
     compare_family,
@@ -164,7 +164,7 @@ def test_train_variant_is_deterministic_and_reports_its_run():
     data = load_digits(n_train=60)
     first = train_variant("mlp-dropconnect", 1, data=data, epochs=4)
     second = train_variant("mlp-dropconnect", 1, data=data, epochs=4)
-    assert isinstance(first, FamilyRun)
+    assert isinstance(first, TrainedRun)
     assert (first.test_loss, first.train_acc) == (second.test_loss, second.train_acc)
     assert first.random_numbers == 64 * 64 + 10 * 64
     assert not first.model.training
