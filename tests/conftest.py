@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
-import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+from chapters import pin_cpu_kernels  # noqa: E402  (tools/chapters.py)
+
+pin_cpu_kernels()  # before torch is imported here, in pytest-xdist's workers and in nbval's kernels
+
+import torch  # noqa: E402
 
 if not torch.cuda.is_available():
     # Without a GPU, Triton kernels (dropoutlib.fused) run through Triton's interpreter; it must be

@@ -12,6 +12,7 @@ with ``book/NN-slug.ipynb`` (what the site, Colab and nbval use). Usage::
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -25,6 +26,18 @@ ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = ROOT / "chapters"
 BOOK = ROOT / "book"
 TIMEOUT_S = 300
+#: The book's numbers are computed with PyTorch's AVX2 kernels (and oneDNN's AVX2 code) on every x86
+#: machine. With AVX-512 some results differ in the last bits, and a training that amplifies rounding
+#: (chapter 13's eight-block residual MLP) turns those bits into other test losses, so a notebook
+#: executed on one machine would not validate on another. Set before torch is first imported, by every
+#: execution of a notebook (here) and of the tests (tests/conftest.py); the benchmarks are left alone.
+PINNED_CPU_KERNELS = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+
+
+def pin_cpu_kernels() -> None:
+    """Ask torch and oneDNN for the AVX2 kernels in this process and the kernels it starts."""
+    for name, value in PINNED_CPU_KERNELS.items():
+        os.environ.setdefault(name, value)
 
 
 def chapter_sources() -> list[Path]:
@@ -39,6 +52,7 @@ def notebook_for(source: Path) -> Path:
 
 def execute(nb: nbformat.NotebookNode) -> float:
     """Execute ``nb`` in place in a fresh kernel, with ``book/`` as working directory; return seconds."""
+    pin_cpu_kernels()
     client = NotebookClient(
         nb,
         timeout=TIMEOUT_S,

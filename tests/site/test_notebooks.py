@@ -7,6 +7,7 @@ what a reader and an instructor expect.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
@@ -78,3 +79,16 @@ def test_every_chapter_is_in_the_table_of_contents():
     files = {c["file"] for part in toc["parts"] for c in part["chapters"]}
     missing = [f"book/{s.stem}" for s in SOURCES if f"book/{s.stem}" not in files]
     assert not missing, f"chapters missing from _toc.yml: {missing}"
+
+
+def test_tests_and_notebooks_run_on_the_pinned_cpu_kernels():
+    """tests/conftest.py pins torch's CPU kernels (tools/chapters.py does so for each notebook), so the
+    numbers nbval compares do not depend on whether the machine has AVX-512."""
+    import platform
+
+    import torch
+
+    for name, value in chapters.PINNED_CPU_KERNELS.items():
+        assert os.environ.get(name) == value, f"{name} is not pinned to {value}"
+    if platform.machine() in ("x86_64", "AMD64"):
+        assert torch.backends.cpu.get_cpu_capability() in ("AVX2", "DEFAULT")
