@@ -32,7 +32,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dropoutlib._validation import check_positive_int, check_probability, check_real, check_widths
+from dropoutlib._validation import (
+    check_choice,
+    check_positive_int,
+    check_probability,
+    check_real,
+    check_widths,
+)
 from dropoutlib.course.data import Split
 from dropoutlib.course.seeding import check_seed
 
@@ -129,12 +135,6 @@ def _per_member(value: Any, n: int, name: str, check: Callable[[Any, str], Any])
     return [check(v, f"{name}[{i}]") for i, v in enumerate(value)]
 
 
-def _check_placement(value: Any, name: str) -> str:
-    if value not in PLACEMENTS:
-        raise ValueError(f"{name} must be one of {PLACEMENTS}, got {name}={value!r}")
-    return str(value)
-
-
 class BatchedMLP(nn.Module):
     r"""``len(seeds)`` independent MLPs of one architecture, computed together.
 
@@ -202,7 +202,7 @@ class BatchedMLP(nn.Module):
             raise ValueError(f"activation must be one of {tuple(ACTIVATIONS)}, got activation={activation!r}")
         self.activation = activation
         p_list = _per_member(p, n, "p", _check_drop)
-        places = _per_member(placement, n, "placement", _check_placement)
+        places = _per_member(placement, n, "placement", lambda v, name: check_choice(v, name, PLACEMENTS))
         probabilities = {
             "input": _per_member(input_p, n, "input_p", _check_drop),
             "before": [pm if pl == "before" else 0.0 for pm, pl in zip(p_list, places, strict=True)],

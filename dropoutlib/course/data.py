@@ -16,6 +16,7 @@ import functools
 import gzip
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,16 @@ from sklearn.model_selection import train_test_split
 from dropoutlib._validation import check_positive_int, check_real
 from dropoutlib.course.seeding import check_seed
 
-__all__ = ["IDX_FILES", "Split", "load_digits", "load_idx", "read_idx", "standardize", "toy_regression"]
+__all__ = [
+    "IDX_FILES",
+    "Split",
+    "check_split",
+    "load_digits",
+    "load_idx",
+    "read_idx",
+    "standardize",
+    "toy_regression",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -88,6 +98,28 @@ class Split:
     def n_features(self) -> int:
         """Number of input features (columns of ``x_train``)."""
         return int(self.x_train.shape[1])
+
+
+def check_split(data: Any, default: Callable[[], Split] | None = None) -> Split:
+    """``data`` if it is a :class:`Split`; ``default()`` when ``data`` is None and a default is given.
+
+    The experiments that accept their own data (``data=None``: the chapter's) all check it this way.
+
+    Example:
+        >>> split = toy_regression(seed=0)
+        >>> check_split(split) is split, check_split(None, lambda: split) is split
+        (True, True)
+        >>> check_split([1, 2])
+        Traceback (most recent call last):
+        ...
+        TypeError: data must be a dropoutlib.course.data.Split, got list
+    """
+    if data is None and default is not None:
+        return default()
+    if not isinstance(data, Split):
+        allowed = "a dropoutlib.course.data.Split" + (" or None" if default is not None else "")
+        raise TypeError(f"data must be {allowed}, got {type(data).__name__}")
+    return data
 
 
 def standardize(

@@ -25,7 +25,7 @@ from torch.nn import functional as F
 from dropoutlib._modes import restored_modes
 from dropoutlib._validation import check_choice, check_floating, check_positive_int, check_real
 from dropoutlib.course._threads import torch_threads
-from dropoutlib.course.data import Split
+from dropoutlib.course.data import Split, check_split
 from dropoutlib.course.seeding import check_seed
 
 if TYPE_CHECKING:
@@ -282,8 +282,7 @@ def fit(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not isinstance(data, Split):
-        raise TypeError(f"data must be a dropoutlib.course.data.Split, got {type(data).__name__}")
+    check_split(data)
     epochs = check_positive_int(epochs, "epochs")
     lr = check_real(lr, "lr", positive=True)
     if batch_size is not None:

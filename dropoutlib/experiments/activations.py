@@ -31,7 +31,7 @@ from torch import nn
 from dropoutlib._modes import restored_modes
 from dropoutlib._validation import check_floating, check_positive_int, check_probability
 from dropoutlib.course.claims import Claim, above, below
-from dropoutlib.course.data import Split, load_digits
+from dropoutlib.course.data import Split, check_split, load_digits
 from dropoutlib.course.models import mlp
 from dropoutlib.course.seeding import check_seed, seed_everything
 from dropoutlib.course.train import History, fit
@@ -421,9 +421,7 @@ def activation_experiment(
     p = check_probability(p)
     seed = check_seed(seed)
     eval_every = check_positive_int(eval_every, "eval_every")
-    data = load_digits() if data is None else data
-    if not isinstance(data, Split):
-        raise TypeError(f"data must be a dropoutlib.course.data.Split, got {type(data).__name__}")
+    data = check_split(data, load_digits)
     seed_everything(seed)
     n_classes = int(torch.cat([data.y_train, data.y_test]).max().item()) + 1
     model = mlp(data.n_features, list(hidden), n_classes, p=p)

@@ -55,7 +55,7 @@ from dropoutlib._validation import (
     check_widths,
 )
 from dropoutlib.course.claims import Claim, above, below
-from dropoutlib.course.data import Split, load_digits
+from dropoutlib.course.data import Split, check_split, load_digits
 from dropoutlib.course.seeding import check_seed, seed_everything
 from dropoutlib.course.train import History, evaluate, fit
 
@@ -718,9 +718,7 @@ def batchnorm_experiment(
     probabilities = _check_block_probabilities(p, len(widths))
     p = probabilities[0] if isinstance(p, numbers.Real) else tuple(probabilities)
     seed = check_seed(seed)
-    data = load_digits() if data is None else data
-    if not isinstance(data, Split):
-        raise TypeError(f"data must be a dropoutlib.course.data.Split, got {type(data).__name__}")
+    data = check_split(data, load_digits)
     seed_everything(seed)
     n_classes = int(torch.cat([data.y_train, data.y_test]).max().item()) + 1
     model = batchnorm_mlp(data.n_features, widths, n_classes, p=p, order=order)

@@ -63,7 +63,7 @@ from torch import nn
 from dropoutlib._modes import restored_modes
 from dropoutlib._validation import check_bool, check_floating, check_positive_int, check_probability
 from dropoutlib.course.claims import Claim, above, below
-from dropoutlib.course.data import Split, load_digits
+from dropoutlib.course.data import Split, check_split, load_digits
 from dropoutlib.course.models import mlp
 from dropoutlib.course.seeding import check_seed, seed_everything
 from dropoutlib.course.train import History, evaluate, fit, predict_labels
@@ -466,11 +466,7 @@ _EVAL_SEED_OFFSET = 10_000  # the masks of predictions made with dropout on: see
 
 
 def _check_data(data: Any, seed: int, *, regression: bool = False) -> Split:
-    if data is None:
-        return digits_value_regression(seed) if regression else load_digits(seed=seed)
-    if not isinstance(data, Split):
-        raise TypeError(f"data must be a dropoutlib.course.data.Split or None, got {type(data).__name__}")
-    return data
+    return check_split(data, lambda: digits_value_regression(seed) if regression else load_digits(seed=seed))
 
 
 def _check_batch_size(batch_size: Any) -> int | None:
@@ -642,8 +638,7 @@ def fresh_mask_loss(model: ReusedMaskMLP, data: Split, p: float, *, draws: int =
     """
     if not isinstance(model, ReusedMaskMLP):
         raise TypeError(f"model must be a ReusedMaskMLP, got {type(model).__name__}")
-    if not isinstance(data, Split):
-        raise TypeError(f"data must be a dropoutlib.course.data.Split, got {type(data).__name__}")
+    check_split(data)
     p = check_probability(p)
     draws = check_positive_int(draws, "draws")
     seed = check_seed(seed)

@@ -47,7 +47,7 @@ from torch.nn import functional as F
 from dropoutlib._modes import restored_modes
 from dropoutlib._validation import check_positive_int, check_probability, check_real
 from dropoutlib.course.claims import Claim, above, below
-from dropoutlib.course.data import Split, load_digits
+from dropoutlib.course.data import Split, check_split, load_digits
 from dropoutlib.course.models import mlp
 from dropoutlib.course.seeding import check_seed
 from dropoutlib.course.train import History, fit
@@ -609,10 +609,7 @@ def train_handicapped(
         raise ValueError(f"optimizer must be 'sgd' or 'adam', got optimizer={optimizer!r}")
     seed = check_seed(seed)
     epochs = check_positive_int(epochs, "epochs")
-    if data is None:
-        data = load_digits(seed=seed)
-    elif not isinstance(data, Split):
-        raise TypeError(f"data must be a dropoutlib.course.data.Split or None, got {type(data).__name__}")
+    data = check_split(data, lambda: load_digits(seed=seed))
     model = handicapped_mlp(
         p, handicap, seed=seed, in_features=data.n_features, n_handicapped=n_handicapped, scale=scale
     )

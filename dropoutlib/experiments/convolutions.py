@@ -53,7 +53,7 @@ from dropoutlib._validation import (
     check_probability,
 )
 from dropoutlib.course.claims import Claim, above, below
-from dropoutlib.course.data import Split, load_digits
+from dropoutlib.course.data import Split, check_split, load_digits
 from dropoutlib.course.seeding import check_seed, seed_everything
 from dropoutlib.course.train import History, fit
 from dropoutlib.nn.dropout import Dropout, dropout
@@ -488,10 +488,7 @@ def train_run(
         ('tiny', 1, None)
     """
     seed = check_seed(seed)
-    if data is None:
-        data = load_digits(seed=seed, n_train=n_train)
-    elif not isinstance(data, Split):
-        raise TypeError(f"data must be a dropoutlib.course.data.Split or None, got {type(data).__name__}")
+    data = check_split(data, lambda: load_digits(seed=seed, n_train=n_train))
     epochs = check_positive_int(epochs, "epochs")
     seed_everything(seed)
     model = build()

@@ -885,7 +885,7 @@ def moment_claims(normal: Mapping[str, Moments], activations: Mapping[str, Momen
     ``normal`` and ``activations`` map each name of :data:`ELEMENTWISE_NOISES` to its
     :func:`measure_moments` on standard normal numbers and on ReLU activations. Dropout, Gaussian
     dropout and DropPath keep every value on average (slope 1), add noise :math:`p/q` and so give
-    :math:`\operatorname{Var}(y) = \operatorname{Var}(x) + rac pq \mathbb E[x^2]` on both inputs
+    :math:`\operatorname{Var}(y) = \operatorname{Var}(x) + \frac pq \mathbb E[x^2]` on both inputs
     (the claims report the worse of the two); alpha dropout keeps N(0, 1) at mean 0 and variance 1
     and lowers the mean of ReLU activations.
 
@@ -1010,7 +1010,7 @@ def noise_structure_claims(dropout: NoiseStructure, dropconnect: NoiseStructure)
 
 
 def correlation_formula_claims(exact: float, measured: float) -> list[Claim]:
-    """Exercise 4: the mean |correlation| of dropout's noise from the formula agrees with the measured one.
+    """Exercise 4: the mean absolute correlation of dropout's noise from the formula matches the measured.
 
     Example:
         >>> correlation_formula_claims(0.31, 0.33)[0].holds

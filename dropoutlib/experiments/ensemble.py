@@ -43,7 +43,7 @@ from dropoutlib._validation import (
     check_probability,
 )
 from dropoutlib.course.claims import Claim, above, below
-from dropoutlib.course.data import Split, load_digits
+from dropoutlib.course.data import Split, check_split, load_digits
 from dropoutlib.course.seeding import check_seed, seed_everything
 from dropoutlib.course.train import History, fit
 from dropoutlib.nn.dropout import Dropout, StandardDropout
@@ -637,9 +637,7 @@ def train_net(
         (False, 1)
     """
     seed = check_seed(seed)
-    data = load_digits() if data is None else data
-    if not isinstance(data, Split):
-        raise TypeError(f"data must be a dropoutlib.course.data.Split or None, got {type(data).__name__}")
+    data = check_split(data, load_digits)
     seed_everything(seed)
     model = build_net(kind, p=p, n_units=n_units)
     history = fit(model, data, epochs=epochs, lr=lr, seed=seed, progress=progress, eval_every=epochs)

@@ -33,7 +33,7 @@ from torch.nn import functional as F
 
 from dropoutlib._validation import check_positive_int, check_probability
 from dropoutlib.course.claims import Claim, above, below
-from dropoutlib.course.data import Split, toy_regression
+from dropoutlib.course.data import Split, check_split, toy_regression
 from dropoutlib.course.models import mlp
 from dropoutlib.course.seeding import check_seed
 from dropoutlib.course.train import History, fit
@@ -168,11 +168,7 @@ def count_droppable_units(model: nn.Module) -> int:
 
 
 def _check_data(data: Any, seed: int) -> Split:
-    if data is None:
-        return toy_regression(seed=seed)
-    if not isinstance(data, Split):
-        raise TypeError(f"data must be a dropoutlib.course.data.Split or None, got {type(data).__name__}")
-    return data
+    return check_split(data, lambda: toy_regression(seed=seed))
 
 
 def _train(
@@ -380,8 +376,7 @@ def plot_toy_fits(
     """
     from dropoutlib.course.plots import COLORS
 
-    if not isinstance(data, Split):
-        raise TypeError(f"data must be a dropoutlib.course.data.Split, got {type(data).__name__}")
+    check_split(data)
     fits = list(fits)
     if colors is None:
         palette = [COLORS["baseline"], COLORS["dropout"], COLORS["accent"], "0.35", "tab:purple"]
