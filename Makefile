@@ -28,8 +28,7 @@ test: $(STAMP)  ## every test on both cores: lint, unit tests, pairing, strict n
 	$(BIN)/ruff check dropoutlib tests tools book benchmarks
 	$(BIN)/python tools/chapters.py check
 	$(JB_BUILD)
-	$(BIN)/python -m pytest tests book -n 2 --dist loadgroup --nbval --nbval-current-env \
-		--nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=300
+	$(BIN)/python -m pytest tests book -n 2 --dist loadgroup  # strict nbval: see pyproject.toml
 
 lint: $(STAMP)  ## ruff on the library, the tests, the tools and the notebooks
 	$(BIN)/ruff check dropoutlib tests tools book benchmarks
