@@ -25,13 +25,13 @@ book: $(STAMP)  ## install, then build the site into _build/html (warnings are e
 
 test: $(STAMP)  ## every test on both cores: lint, unit tests, pairing, strict nbval, site build, real-browser tests
 	bash tools/ensure_chromium.sh
-	$(BIN)/ruff check dropoutlib tests tools book benchmarks
+	$(BIN)/ruff check conftest.py dropoutlib tests tools book benchmarks
 	$(BIN)/python tools/chapters.py check
 	$(JB_BUILD)
-	$(BIN)/python -m pytest tests book -n 2 --dist loadgroup  # strict nbval: see pyproject.toml
+	$(BIN)/python -m pytest tests book -n 2 --dist loadscope  # strict nbval: see pyproject.toml
 
 lint: $(STAMP)  ## ruff on the library, the tests, the tools and the notebooks
-	$(BIN)/ruff check dropoutlib tests tools book benchmarks
+	$(BIN)/ruff check conftest.py dropoutlib tests tools book benchmarks
 
 chapter: $(STAMP)  ## sync one chapter to its notebook and execute it: make chapter CH=chapters/01-overfitting.md
 	@test -n "$(CH)" || (echo "usage: make chapter CH=chapters/NN-slug.md" && exit 2)
