@@ -30,7 +30,7 @@ TIMEOUT_S = 300
 #: machine. With AVX-512 some results differ in the last bits, and a training that amplifies rounding
 #: (chapter 13's eight-block residual MLP) turns those bits into other test losses, so a notebook
 #: executed on one machine would not validate on another. Set before torch is first imported, by every
-#: execution of a notebook (here) and of the tests (tests/conftest.py); the benchmarks are left alone.
+#: execution of a notebook (here) and of the tests (the root conftest.py); the benchmarks are left alone.
 PINNED_CPU_KERNELS = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
 
 

@@ -82,7 +82,7 @@ def test_every_chapter_is_in_the_table_of_contents():
 
 
 def test_tests_and_notebooks_run_on_the_pinned_cpu_kernels():
-    """tests/conftest.py pins torch's CPU kernels (tools/chapters.py does so for each notebook), so the
+    """The root conftest.py pins torch's CPU kernels (tools/chapters.py does so for each notebook), so the
     numbers nbval compares do not depend on whether the machine has AVX-512."""
     import platform
 
