@@ -28,7 +28,7 @@ test: $(STAMP)  ## every test on both cores: lint, unit tests, pairing, strict n
 	$(BIN)/ruff check conftest.py dropoutlib tests tools book benchmarks
 	$(BIN)/python tools/chapters.py check
 	$(JB_BUILD)
-	$(BIN)/python -m pytest tests book -n 2 --dist loadscope  # strict nbval: see pyproject.toml
+	$(BIN)/python -m pytest tests book -n 2 --dist loadscope --durations=10  # strict nbval: pyproject.toml
 
 lint: $(STAMP)  ## ruff on the library, the tests, the tools and the notebooks
 	$(BIN)/ruff check conftest.py dropoutlib tests tools book benchmarks

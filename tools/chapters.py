@@ -7,12 +7,15 @@ with ``book/NN-slug.ipynb`` (what the site, Colab and nbval use). Usage::
     python tools/chapters.py run                              # every chapter
     python tools/chapters.py check                            # fail if a source and its notebook differ
     python tools/chapters.py time                             # execute each notebook, print a timing table
+    python tools/chapters.py glue-diff [--rev REV]            # glued values that differ from those at REV
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -104,12 +107,44 @@ def differences(source: Path) -> list[str]:
     return problems
 
 
+GLUE_MIME = "application/papermill.record/text/plain"  # where MyST-NB stores a glued value's text
+
+
+def glued_values(nb: dict) -> dict[str, str]:
+    """``{name: text}`` of every value a notebook (as parsed JSON) glues for its prose."""
+    return {
+        output["metadata"]["scrapbook"]["name"]: "".join(output["data"].get(GLUE_MIME, ""))
+        for cell in nb["cells"]
+        for output in cell.get("outputs", [])
+        if "scrapbook" in output.get("metadata", {})
+    }
+
+
+def glue_differences(source: Path, rev: str = "HEAD") -> list[str]:
+    """The glued values of ``source``'s notebook that differ from (or are new since) git revision ``rev``.
+
+    Prose quotes numbers only through glue, so this lists every number a reader sees change.
+    """
+    target = notebook_for(source)
+    name = target.relative_to(ROOT).as_posix()
+    shown = subprocess.run(["git", "show", f"{rev}:{name}"], cwd=ROOT, capture_output=True, text=True)
+    old = glued_values(json.loads(shown.stdout)) if shown.returncode == 0 else {}
+    new = glued_values(json.loads(target.read_text()))
+    return [f"{source.stem}: {key}: {old.get(key)!r} -> {new.get(key)!r}"
+            for key in sorted(old.keys() | new.keys()) if old.get(key) != new.get(key)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("command", choices=["run", "check", "time"])
+    parser.add_argument("command", choices=["run", "check", "time", "glue-diff"])
     parser.add_argument("sources", nargs="*", type=Path, help="chapter sources (default: all)")
+    parser.add_argument("--rev", default="HEAD", help="glue-diff: the git revision to compare with")
     args = parser.parse_args(argv)
     sources = [s.resolve() for s in args.sources] or chapter_sources()
+    if args.command == "glue-diff":
+        changed = [line for s in sources for line in glue_differences(s, args.rev)]
+        print("\n".join(changed) or f"{len(sources)} chapters glue the same values as {args.rev}")
+        return 1 if changed else 0
     if args.command == "check":
         problems = [p for s in sources for p in differences(s)]
         print("\n".join(problems) or f"{len(sources)} chapters in sync with their notebooks")

@@ -7,8 +7,10 @@ what a reader and an instructor expect.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -92,3 +94,20 @@ def test_tests_and_notebooks_run_on_the_pinned_cpu_kernels():
         assert os.environ.get(name) == value, f"{name} is not pinned to {value}"
     if platform.machine() in ("x86_64", "AMD64"):
         assert torch.backends.cpu.get_cpu_capability() in ("AVX2", "DEFAULT")
+
+
+def test_glue_diff_lists_what_a_reader_would_see_change():
+    """`tools/chapters.py glue-diff` (how a change is checked to keep every quoted number) finds a
+    changed value, and every value of a notebook that did not exist at the compared revision."""
+    source = SOURCES[0]
+    nb = json.loads(chapters.notebook_for(source).read_text())
+    values = chapters.glued_values(nb)
+    assert values and all(values.values()), "the first chapter glues values with text"
+    name = sorted(values)[0]
+    for output in (o for cell in nb["cells"] for o in cell.get("outputs", [])):
+        if output.get("metadata", {}).get("scrapbook", {}).get("name") == name:
+            output["data"][chapters.GLUE_MIME] = "tampered"
+    assert chapters.glued_values(nb)[name] == "tampered"
+    first_commit = subprocess.run(["git", "rev-list", "--max-parents=0", "HEAD"], cwd=ROOT,
+                                  capture_output=True, text=True, check=True).stdout.split()[0]
+    assert len(chapters.glue_differences(source, first_commit)) == len(values)
