@@ -17,7 +17,8 @@ Three numbers per example, all in nats, summarize the :math:`T` class-probabilit
   networks disagree (the epistemic part; "BALD" in active learning).
 
 :func:`mc_predict` draws the passes with only the dropout layers in training mode: BatchNorm keeps its
-running statistics, so each example's prediction depends on that example alone. The calibration helpers
+running statistics, so each example's prediction depends on that example alone. (Transformer encoder
+layers go into training mode too, for the fused path that would skip their dropout.) The calibration helpers
 (:func:`calibration_bins`, :func:`expected_calibration_error`) compare confidence with accuracy.
 
 Example:
@@ -33,6 +34,8 @@ Example:
 from __future__ import annotations
 
 import numbers
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,19 +60,20 @@ __all__ = [
 TASKS = ("classification", "regression")
 
 
-def _check_model_and_input(model: Any, x: Any) -> None:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got model={type(model).__name__}")
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"x must be a torch.Tensor, got x={type(x).__name__}")
+def _at_least_float32(t: torch.Tensor) -> torch.Tensor:
+    """``t`` in float32 when it is in a narrower floating-point type (float16, bfloat16), else ``t``."""
+    return t.to(torch.promote_types(t.dtype, torch.float32))
 
 
 def entropy(probs: torch.Tensor, dim: int = -1) -> torch.Tensor:
     r"""Shannon entropy :math:`-\sum_k p_k \log p_k` in nats along ``dim``, with :math:`0 \log 0 = 0`.
 
     ``probs`` must be a floating-point tensor of probabilities (non-negative; each slice along ``dim``
-    summing to 1 within ``1e-3``): an error names the offending values rather than returning a number
-    for something that is not a distribution.
+    summing to 1 within ``max(1e-3, eps)``, ``eps`` the machine epsilon of its dtype): an error names the
+    offending values rather than returning a number for something that is not a distribution.
+    Half-precision probabilities (float16, bfloat16) are summed in float32 and the result is float32;
+    rounding each :math:`p_k` to bfloat16 moves a sum by at most :math:`\mathrm{eps}/2 = 2^{-9}`,
+    hence the tolerance that follows the dtype.
 
     Example:
         >>> entropy(torch.tensor([[0.5, 0.5], [1.0, 0.0]]))
@@ -77,10 +81,12 @@ def entropy(probs: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """
     if not isinstance(probs, torch.Tensor) or not probs.is_floating_point():
         raise TypeError(f"probs must be a floating-point torch.Tensor, got {type(probs).__name__}")
+    tolerance = max(1e-3, torch.finfo(probs.dtype).eps)
+    probs = _at_least_float32(probs)
     if probs.numel() and float(probs.min()) < 0:
         raise ValueError(f"probs must be non-negative, got a minimum of {float(probs.min()):.4g}")
     sums = probs.sum(dim=dim)
-    if sums.numel() and float((sums - 1).abs().max()) > 1e-3:
+    if sums.numel() and float((sums - 1).abs().max()) > tolerance:
         raise ValueError(
             f"probs must sum to 1 along dim={dim}, got sums between {float(sums.min()):.4g} and "
             f"{float(sums.max()):.4g}"
@@ -167,55 +173,240 @@ class MCPrediction:
         return MCPrediction(self.samples[:t], self.task)
 
 
+#: Class names of stochastic-depth layers from other libraries: timm's ``DropPath`` and ``DropBlock2d``,
+#: torchvision's ``StochasticDepth``; they follow their ``training`` flag like dropout does.
+_STOCHASTIC_DEPTH_NAMES = ("DropPath", "StochasticDepth")
+_STOCHASTIC_DEPTH_PREFIXES = ("DropBlock",)
+
+
+def _is_stochastic_depth(module: nn.Module) -> bool:
+    return any(
+        cls.__name__ in _STOCHASTIC_DEPTH_NAMES or cls.__name__.startswith(_STOCHASTIC_DEPTH_PREFIXES)
+        for cls in type(module).__mro__
+    )
+
+
+def _has_attention_dropout(module: nn.Module) -> bool:
+    dropout = getattr(module, "dropout", 0.0)
+    return isinstance(module, nn.MultiheadAttention) and isinstance(dropout, numbers.Real) and dropout > 0
+
+
 def stochastic_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """The layers :func:`mc_predict` switches into sampling mode, as ``(name, module)`` pairs.
 
-    These are the dropout layers of :func:`dropoutlib.diagnostics.dropout_layers` and every module whose
-    class sets ``dropout_variant = True`` (the layers of :mod:`dropoutlib.nn`: DropConnect,
-    Gaussian and alpha dropout, DropPath, DropBlock).
+    These are, in the order of ``named_modules()``:
+
+    - the dropout layers of :func:`dropoutlib.diagnostics.dropout_layers`;
+    - every module whose class sets ``dropout_variant = True`` (the layers of :mod:`dropoutlib.nn`:
+      DropConnect, Gaussian and alpha dropout, DropPath, DropBlock);
+    - stochastic-depth layers of other libraries, recognised by class name: ``DropPath`` and
+      ``DropBlock*`` (timm), ``StochasticDepth`` (torchvision);
+    - every ``nn.MultiheadAttention`` with ``dropout > 0``: its dropout on the attention weights follows
+      its own ``training`` flag, not that of the layer around it.
+
+    Dropout called as a function inside a ``forward`` (``F.dropout``,
+    ``F.scaled_dot_product_attention(dropout_p=...)``) belongs to no layer and is not listed.
 
     Example:
         >>> from dropoutlib.course.models import mlp
         >>> stochastic_layers(mlp(4, [8], 2, p=0.5))
         [('2', Dropout(p=0.5, inplace=False))]
+        >>> layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.1, batch_first=True)
+        >>> [name for name, _ in stochastic_layers(layer)]
+        ['self_attn', 'dropout', 'dropout1', 'dropout2']
     """
     listed = {id(module) for _, module in dropout_layers(model)}
     return [
         (name, module)
         for name, module in model.named_modules()
-        if id(module) in listed or getattr(type(module), "dropout_variant", False) is True
+        if id(module) in listed
+        or getattr(type(module), "dropout_variant", False) is True
+        or _is_stochastic_depth(module)
+        or _has_attention_dropout(module)
     ]
 
 
-def _forward(model: nn.Module, x: torch.Tensor, task: str) -> torch.Tensor:
-    out = model(x)
-    return torch.softmax(out, dim=-1) if task == "classification" else out
+def _fused_path_layers(model: nn.Module) -> list[nn.Module]:
+    """The modules whose ``training`` flag, when False, lets PyTorch take a fused "fast path" that never
+    calls their dropout submodules: ``nn.TransformerEncoderLayer`` (``torch._transformer_encoder_layer_fwd``;
+    the first layer's flag also decides whether ``nn.TransformerEncoder`` converts to nested tensors).
+    Their flag governs nothing else, so switching it on only routes the pass through the dropout layers."""
+    return [module for module in model.modules() if isinstance(module, nn.TransformerEncoderLayer)]
+
+
+def _configured_rate(module: nn.Module) -> float | None:
+    """The drop rate the layer is configured with (``p``, ``drop_prob``, ``dropout``), None if unknown."""
+    for attribute in ("p", "drop_prob", "dropout"):
+        value = getattr(module, attribute, None)
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
+            return float(value)
+    return None
+
+
+# --- batches, outputs, devices ----------------------------------------------------------------------
+
+
+def _check_batch(batch: Any) -> Any:
+    if isinstance(batch, torch.Tensor | tuple):
+        return batch
+    if isinstance(batch, Mapping):
+        bad = [key for key in batch if not isinstance(key, str)]
+        if bad:
+            raise TypeError(
+                f"a dict batch is passed as model(**batch), so its keys must be str; got key {bad[0]!r}"
+            )
+        return batch
+    hint = " (a list is not a batch: make it a tensor, or a tuple of arguments)" * isinstance(batch, list)
+    raise TypeError(
+        "batch must be a torch.Tensor (called as model(batch)), a tuple (model(*batch)) or a dict "
+        f"(model(**batch)), got batch={type(batch).__name__}{hint}"
+    )
+
+
+def _clone(obj: Any) -> Any:
+    """A copy of ``obj`` with every tensor in it (also inside tuples, lists and dicts) cloned."""
+    if isinstance(obj, torch.Tensor):
+        return obj.clone()
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):  # a namedtuple
+        return type(obj)(*(_clone(item) for item in obj))
+    if isinstance(obj, tuple | list):
+        return type(obj)(_clone(item) for item in obj) if type(obj) in (tuple, list) else obj
+    if isinstance(obj, Mapping):
+        return {key: _clone(value) for key, value in obj.items()}
+    return obj
+
+
+def _tensors(obj: Any) -> Iterator[torch.Tensor]:
+    if isinstance(obj, torch.Tensor):
+        yield obj
+    elif isinstance(obj, tuple | list):
+        for item in obj:
+            yield from _tensors(item)
+    elif isinstance(obj, Mapping):
+        for item in obj.values():
+            yield from _tensors(item)
+
+
+def _call(model: nn.Module, batch: Any) -> Any:
+    """One forward pass on a fresh copy of the batch: a layer that writes in place (``inplace=True``,
+    ``x.mul_(...)``) changes the copy, never the caller's tensors nor the next pass's input."""
+    batch = _clone(batch)
+    if isinstance(batch, tuple):
+        return model(*batch)
+    if isinstance(batch, Mapping):
+        return model(**batch)
+    return model(batch)
+
+
+def _default_output(out: Any) -> torch.Tensor:
+    if isinstance(out, torch.Tensor):
+        return out
+    if isinstance(out, Mapping):
+        if isinstance(out.get("logits"), torch.Tensor):
+            return out["logits"]
+    elif isinstance(out, tuple | list):
+        if out and isinstance(out[0], torch.Tensor):
+            return out[0]
+    elif isinstance(getattr(out, "logits", None), torch.Tensor):
+        return out.logits
+    raise TypeError(
+        f"the model returned a {type(out).__name__} and mc_predict cannot tell which tensor in it to use "
+        "(it takes a tensor, the first element of a tuple, out['logits'] or out.logits); pass output=, a "
+        "function that picks the tensor, e.g. output=lambda out: out['scores']"
+    )
+
+
+def _pick(out: Any, output: Callable[[Any], Any] | None) -> torch.Tensor:
+    if output is None:
+        return _default_output(out)
+    picked = output(out)
+    if not isinstance(picked, torch.Tensor):
+        raise TypeError(f"output must return a torch.Tensor, it returned a {type(picked).__name__}")
+    return picked
+
+
+def _forward(model: nn.Module, batch: Any, task: str, output: Callable[[Any], Any] | None) -> torch.Tensor:
+    out = _pick(_call(model, batch), output)
+    return _to_probabilities(out) if task == "classification" else out
+
+
+def _to_probabilities(out: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last dimension, in float32 at least (a bfloat16 softmax sums to 1 only within
+    about 4e-3, beyond the tolerance of :func:`entropy`)."""
+    return torch.softmax(_at_least_float32(out), dim=-1)
+
+
+def _check_output(output: Any) -> Callable[[Any], Any] | None:
+    if output is not None and not callable(output):
+        raise TypeError(
+            f"output must be None or a function from the model's output to a tensor, got output={output!r}"
+        )
+    return output
+
+
+def _cuda_indices(model: nn.Module, batch: Any) -> list[int]:
+    """The indices of the CUDA devices that the model's parameters and buffers and the batch live on."""
+    indices = set()
+    for tensor in (*model.parameters(), *model.buffers(), *_tensors(batch)):
+        if tensor.device.type == "cuda":
+            index = tensor.device.index
+            indices.add(index if index is not None else torch.cuda.current_device())
+    return sorted(indices)
+
+
+@contextmanager
+def _seeded(seed: int | None, cuda: list[int]) -> Iterator[None]:
+    """With ``seed=None`` nothing; else the CPU generator and those of the CUDA devices ``cuda`` seeded
+    with ``seed`` and restored on exit. No other device's generator is read, seeded or initialized."""
+    with torch.random.fork_rng(devices=cuda, enabled=seed is not None, device_type="cuda"):
+        if seed is not None:
+            torch.default_generator.manual_seed(seed)
+            for index in cuda:
+                with torch.cuda.device(index):
+                    torch.cuda.manual_seed(seed)
+        yield
 
 
 def mc_predict(
     model: nn.Module,
-    x: torch.Tensor,
+    batch: Any,
     samples: int = 50,
     *,
     task: str = "classification",
     seed: int | None = None,
+    output: Callable[[Any], torch.Tensor] | None = None,
 ) -> MCPrediction:
     """Monte Carlo dropout: ``samples`` forward passes with only the dropout layers sampling.
 
     The whole model goes into evaluation mode (BatchNorm normalizes with its running statistics and
     does not update them), then the layers of :func:`stochastic_layers` go into training mode, and the
-    passes run under ``torch.no_grad()``. Every module's ``training`` flag is restored afterwards, also
-    when a forward pass raises.
+    passes run under ``torch.no_grad()``. The ``nn.TransformerEncoderLayer`` modules go into training
+    mode too: in evaluation mode PyTorch runs them through a fused kernel that skips their dropout
+    layers (their flag decides nothing else). Every module's ``training`` flag is restored afterwards,
+    also when a forward pass raises.
+
+    Each pass gets its own copy of the batch, so a layer that writes in place (a first
+    ``nn.Dropout(inplace=True)``) changes neither the caller's tensors nor the next pass's input; the
+    copy costs one read and write of the input, little next to a forward pass.
 
     Args:
-        model: the network; it must contain at least one dropout layer (ValueError otherwise: with none,
-            every pass would be the same and the "uncertainty" would be zero by construction).
-        x: a batch of inputs.
+        model: the network; it must contain at least one layer of :func:`stochastic_layers`
+            (ValueError otherwise: with none, every pass would be the same and the "uncertainty" zero by
+            construction). If its layers have a positive drop rate and every pass still comes out
+            identical, a RuntimeError says so (a dropout that does not follow its ``training`` flag, a
+            fused path that skips it) rather than reporting zero uncertainty.
+        batch: a tensor (called as ``model(batch)``), a tuple (``model(*batch)``) or a dict
+            (``model(**batch)``, the way Hugging Face models are called). It is not modified.
         samples: the number of passes ``T``, a positive integer.
-        task: ``"classification"`` applies softmax over the last dimension of each output;
-            ``"regression"`` keeps the raw outputs.
+        task: ``"classification"`` applies softmax over the last dimension of each output, in float32
+            for half-precision models; ``"regression"`` keeps the raw outputs.
         seed: ``None`` draws the masks from torch's global RNG (and advances it); an int draws them from
-            a forked RNG seeded with it, so the result is reproducible and the global RNG is left alone.
+            forked generators seeded with it, so the result is reproducible and the global RNG is left
+            alone: the CPU generator and those of the CUDA devices the model and batch live on, each
+            restored afterwards; no other device's generator is touched.
+        output: a function from what the model returns to the tensor of outputs, for models that return
+            something else. Default: the tensor itself, the first element of a tuple, ``out["logits"]``
+            of a dict (or ``ModelOutput``), ``out.logits`` of an object; anything else is a TypeError.
 
     Returns:
         An :class:`MCPrediction` holding the ``T`` outputs, shape ``(T, n, k)``.
@@ -229,33 +420,63 @@ def mc_predict(
         (True, True)
         >>> model.training, model[3].training  # the eval model is back in eval mode
         (False, False)
+
+        A transformer in evaluation mode, called with a dict batch:
+
+        >>> layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.2, batch_first=True)
+        >>> encoder = nn.TransformerEncoder(layer, num_layers=2, enable_nested_tensor=False).eval()
+        >>> pred = mc_predict(encoder, {"src": torch.randn(2, 3, 8)}, 4, seed=0, task="regression")
+        >>> bool((pred.samples[0] != pred.samples[1]).any()), encoder.layers[0].training
+        (True, False)
     """
-    _check_model_and_input(model, x)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got model={type(model).__name__}")
+    batch = _check_batch(batch)
     samples = check_positive_int(samples, "samples")
     task = check_choice(task, "task", TASKS)
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
         raise TypeError(f"seed must be an int or None, got seed={seed!r} ({type(seed).__name__})")
+    output = _check_output(output)
     layers = stochastic_layers(model)
     if not layers:
         raise ValueError(
             f"mc_predict needs a model with at least one dropout layer; {type(model).__name__} has none, "
-            "so every pass would be identical"
+            "so every pass would be identical (dropout called as a function in forward, F.dropout or "
+            "F.scaled_dot_product_attention(dropout_p=...), belongs to no layer that mc_predict can "
+            "switch on)"
         )
-    with restored_modes(model), torch.no_grad(), torch.random.fork_rng(devices=[], enabled=seed is not None):
-        if seed is not None:
-            torch.manual_seed(int(seed))
+    fused = _fused_path_layers(model)
+    with restored_modes(model), torch.no_grad(), _seeded(seed, _cuda_indices(model, batch)):
         model.eval()
-        for _, layer in layers:
-            layer.train()
-        outputs = [_forward(model, x, task) for _ in range(samples)]
+        for module in (*fused, *(layer for _, layer in layers)):
+            module.train()
+        raw = [_pick(_call(model, batch), output) for _ in range(samples)]
+    rates = [_configured_rate(layer) for _, layer in layers]
+    may_drop = any(rate is None or rate > 0 for rate in rates)
+    if samples > 1 and may_drop and raw[0].numel() and all(torch.equal(raw[0], out) for out in raw[1:]):
+        names = ", ".join(f"{name or 'model'} ({type(layer).__name__})" for name, layer in layers[:4])
+        names += f" and {len(layers) - 4} more" if len(layers) > 4 else ""
+        raise RuntimeError(
+            f"all {samples} passes of mc_predict came out identical although dropout was switched on in "
+            f"{names}: the model's dropout does not follow the training flag (a fused or compiled path, "
+            "a layer with a flag of its own), so the passes measure no uncertainty"
+        )
+    outputs = [_to_probabilities(out) for out in raw] if task == "classification" else raw
     return MCPrediction(torch.stack(outputs), task)
 
 
-def eval_predict(model: nn.Module, x: torch.Tensor, *, task: str = "classification") -> torch.Tensor:
+def eval_predict(
+    model: nn.Module,
+    batch: Any,
+    *,
+    task: str = "classification",
+    output: Callable[[Any], torch.Tensor] | None = None,
+) -> torch.Tensor:
     """One deterministic pass in evaluation mode (dropout off), with the model's modes restored after.
 
-    For ``task="classification"`` the softmax probabilities, shape ``(n, k)``; for regression the raw
-    outputs. This is the weight-scaling prediction that :func:`mc_predict` is compared with.
+    For ``task="classification"`` the softmax probabilities (in float32 at least), shape ``(n, k)``; for
+    regression the raw outputs. This is the weight-scaling prediction that :func:`mc_predict` is compared
+    with; ``batch`` and ``output`` are read as there.
 
     Example:
         >>> from dropoutlib.course.models import mlp
@@ -264,11 +485,14 @@ def eval_predict(model: nn.Module, x: torch.Tensor, *, task: str = "classificati
         >>> torch.equal(eval_predict(model, x), eval_predict(model, x)), model.training
         (True, True)
     """
-    _check_model_and_input(model, x)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got model={type(model).__name__}")
+    batch = _check_batch(batch)
     task = check_choice(task, "task", TASKS)
+    output = _check_output(output)
     with restored_modes(model), torch.no_grad():
         model.eval()
-        return _forward(model, x, task)
+        return _forward(model, batch, task, output)
 
 
 @dataclass(frozen=True)

@@ -147,7 +147,7 @@ def test_variant_layers_are_switched_on_and_containers_are_not():
     [
         ({"model": nn.Linear(3, 2)}, ValueError, "at least one dropout layer"),
         ({"model": "net"}, TypeError, "model must be a torch.nn.Module"),
-        ({"x": [[1.0, 2.0, 3.0]]}, TypeError, "x must be a torch.Tensor"),
+        ({"x": [[1.0, 2.0, 3.0]]}, TypeError, "batch must be a torch.Tensor"),
         ({"samples": 0}, ValueError, "samples=0"),
         ({"samples": True}, TypeError, "samples=True"),
         ({"samples": 2.5}, TypeError, "samples=2.5"),
