@@ -13,7 +13,9 @@ autograd keeps between the passes: the mask) and, on a GPU, the peak memory of f
 The effective bandwidth of a forward pass is given as a fraction of the copy's: the copy's time divided
 by the method's (both read and write each element once; the mask is extra traffic).
 
-Usage (one command; writes ``benchmarks/results/dropout_speed-<device>.json`` and ``.csv``)::
+Usage (one command; writes ``benchmarks/results/dropout_speed-<device>.json`` and ``.csv``, where
+``<device>`` is the GPU's model on CUDA and the device type otherwise: ``cpu``, ``mps``, ...; ``--device``
+and ``--out`` are checked before anything is timed)::
 
     python benchmarks/dropout_speed.py                    # sizes 2^20 .. 2^27, float32 and bfloat16
     python benchmarks/dropout_speed.py --sizes 20 22 --repeats 3 --out /tmp/results
@@ -51,13 +53,48 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads"
+    if device.type == "cpu":
+        return f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads"
+    return f"{device.type} device {device} on {platform.machine()}"
 
 
 def slug(device: torch.device) -> str:
+    """The table's name: the GPU's model on CUDA, else the device type (``cpu``, ``mps``, ``xpu``, ...)."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device).lower().replace("nvidia ", "").replace(" ", "-")
-    return "cpu"
+    return device.type
+
+
+def check_device(parser: argparse.ArgumentParser, spec: str) -> torch.device:
+    """``--device`` as a ``torch.device`` that can hold a tensor, refused (before any timing) otherwise."""
+    try:
+        device = torch.device(spec)
+    except (RuntimeError, ValueError) as error:
+        parser.error(
+            f"--device must name a torch device such as cpu or cuda:0, got --device {spec!r} ({error})"
+        )
+    if device.type == "meta":
+        parser.error(f"--device {spec!r} computes nothing (meta tensors have no data): nothing to time")
+    try:
+        torch.empty(1, device=device)
+    except (RuntimeError, AssertionError) as error:
+        parser.error(f"--device {spec!r} is not available here: {error}")
+    return device
+
+
+def check_out(parser: argparse.ArgumentParser, out: Path) -> Path:
+    """Create the ``--out`` folder now, so that a path that cannot hold the tables fails before the run."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        parser.error(f"--out must be a folder that can be created, got --out {str(out)!r} ({error})")
+    probe = out / ".dropout_speed-write-test"
+    try:
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        parser.error(f"--out {str(out)!r} is not writable ({error})")
+    return out
 
 
 def forward_fn(method: str) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -157,7 +194,8 @@ def main(argv: list[str] | None = None) -> Path:
         parser.error(f"--repeats must be at least 1, got {args.repeats}")
     if any(not 1 <= s <= 31 for s in args.sizes):
         parser.error(f"--sizes are exponents of 2 between 1 and 31, got {args.sizes}")
-    device = torch.device(args.device)
+    device = check_device(parser, args.device)  # both checked before anything is timed
+    check_out(parser, args.out)
     meta = {
         "device": device_name(device),
         "device_type": device.type,
@@ -172,7 +210,6 @@ def main(argv: list[str] | None = None) -> Path:
     }
     print(" | ".join(f"{key} {meta[key]}" for key in ("device", "torch", "triton", "fused_backend")))
     rows = run(args.sizes, args.dtypes, device, args.repeats)
-    args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"dropout_speed-{slug(device)}.json"
     path.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
     with path.with_suffix(".csv").open("w", newline="") as handle:

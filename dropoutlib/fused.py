@@ -49,7 +49,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from dropoutlib._validation import check_floating, check_generator, check_probability
+from dropoutlib._validation import check_bool, check_floating, check_generator, check_probability
 
 __all__ = [
     "BACKENDS",
@@ -229,16 +229,49 @@ class FusedDropoutFunction(torch.autograd.Function):
     ``FusedDropoutFunction.apply(input, p, seed, backend)`` with ``0 <= p < 1`` and a resolved backend
     (``"torch"`` or ``"triton"``); :func:`fused_dropout` validates the arguments and handles ``p = 1``.
     No tensor is saved for backward (``ctx.save_for_backward`` is never called).
+
+    ``torch.func`` transforms work (``forward`` takes no ``ctx``; :meth:`setup_context` keeps the
+    arguments). The backward pass is this same function applied to the upstream gradient (the map is
+    linear), so it is differentiable again and follows the vmap rule too. Under ``torch.func.vmap``
+    the mask is laid out over the whole batched tensor, batch dimension first: ``vmap(f)(X)`` equals
+    ``f(X)`` for ``f = lambda x: fused_dropout(x, p, seed=s)``, so each example gets its own mask. With
+    ``randomness="same"`` (one mask for every example) vmap raises a RuntimeError.
+
+    Example:
+        >>> x = torch.randn(3, 5)
+        >>> f = lambda t: fused_dropout(t, 0.5, seed=1, backend="torch")
+        >>> torch.equal(torch.func.vmap(f)(x), f(x))
+        True
+        >>> torch.equal(torch.func.grad(lambda t: f(t).sum())(x), f(torch.ones(3, 5)))
+        True
     """
 
     @staticmethod
-    def forward(ctx: Any, input: torch.Tensor, p: float, seed: int, backend: str) -> torch.Tensor:
-        ctx.p, ctx.seed, ctx.backend = p, seed, backend
+    def forward(input: torch.Tensor, p: float, seed: int, backend: str) -> torch.Tensor:
         return _masked_scaled(input, p, seed, backend)
 
     @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+        _, ctx.p, ctx.seed, ctx.backend = inputs
+
+    @staticmethod
     def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor, None, None, None]:
-        return _masked_scaled(grad_output, ctx.p, ctx.seed, ctx.backend), None, None, None
+        return FusedDropoutFunction.apply(grad_output, ctx.p, ctx.seed, ctx.backend), None, None, None
+
+    @staticmethod
+    def vmap(
+        info: Any, in_dims: tuple[Any, ...], input: torch.Tensor, p: float, seed: int, backend: str
+    ) -> tuple[torch.Tensor, int | None]:
+        if info.randomness == "same":
+            raise RuntimeError(
+                "fused_dropout under torch.func.vmap lays its mask out over the whole batch (a mask per "
+                "example); randomness='same' (one mask for every example) is not supported: use "
+                "randomness='different' or 'error', or call fused_dropout on one example and broadcast"
+            )
+        dim = in_dims[0]
+        if dim is None:
+            return FusedDropoutFunction.apply(input, p, seed, backend), None
+        return FusedDropoutFunction.apply(input.movedim(dim, 0), p, seed, backend), 0
 
 
 def fused_dropout(
@@ -264,6 +297,8 @@ def fused_dropout(
         seed: the mask's seed, an integer in ``[0, 2**63)``. ``None``: a fresh seed from ``generator``
             (:func:`new_seed`), so every call gets a new mask. The same seed gives the same mask.
         generator: where a fresh seed is drawn from when ``seed`` is None; default: torch's global RNG.
+            It is drawn from only when a mask is needed: with ``training`` False, ``p`` 0 or 1, or an
+            empty input, neither the global RNG nor ``generator`` moves.
         backend: ``"auto"``, ``"torch"`` or ``"triton"`` (see the module's description).
 
     Returns:
@@ -277,14 +312,18 @@ def fused_dropout(
         False
     """
     p = check_probability(p)
+    training = check_bool(training, "training")
     check_floating(input)
     check_generator(generator)
-    seed = new_seed(generator) if seed is None else _check_seed(seed)
+    if seed is not None:
+        seed = _check_seed(seed)
     backend = _resolve_backend(backend, input)
     if not training or p == 0.0 or input.numel() == 0:
         return input
     if p == 1.0:
         return input * torch.zeros((), dtype=input.dtype, device=input.device)
+    if seed is None:  # drawn only when a mask is needed: eval mode, p = 0 or 1 leave the RNG untouched
+        seed = new_seed(generator)
     return FusedDropoutFunction.apply(input, p, seed, backend)
 
 

@@ -16,6 +16,7 @@ import functools
 import gzip
 import math
 import os
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -326,7 +327,7 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     if raw[:2] == _GZIP_MAGIC:
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError) as error:
+        except (OSError, EOFError, zlib.error) as error:  # BadGzipFile is an OSError
             raise ValueError(
                 f"{path.name}: looks gzip-compressed but cannot be decompressed ({error})"
             ) from None

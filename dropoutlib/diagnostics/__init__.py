@@ -1,8 +1,10 @@
 r"""Checks for the classic dropout bugs, to run on your own ``nn.Module``.
 
 Each check runs the model on a batch ``x`` you supply, measures one thing and returns a
-:class:`CheckResult`: passed or not, and a message that says what was measured and, when it fails, which
-bug that suggests and how to fix it. :func:`diagnose` runs them all and returns a :class:`Report`.
+:class:`CheckResult`: a ``status`` (``"pass"``, ``"fail"``, or ``"skip"`` when there was nothing it could
+measure), and a message that says what was measured and, when it fails, which bug that suggests and how
+to fix it. :func:`diagnose` runs them all and returns a :class:`Report`; only failures make
+:meth:`Report.raise_on_failure` raise, but read the SKIP lines: they name dropout that was not checked.
 
 ================================  ==========================================  ============================
 check                             what it measures                            the bug it catches
@@ -29,10 +31,15 @@ buffers (BatchNorm's running statistics are saved and restored when a check runs
 torch's global random number generator (the passes run inside ``torch.random.fork_rng``), all under
 ``torch.no_grad()``.
 
-Dropout *layers* are found by :func:`dropout_layers`; their inputs and outputs are read with forward
-hooks. Dropout called as a function inside ``forward`` (``F.dropout(h, p, training=...)``) has no layer
-to hook: the checks that read masks say so, and :func:`check_eval_deterministic` catches its most common
-bug from the outputs alone.
+Dropout *layers* (stochastic-depth layers included) are found by :func:`dropout_layers`; forward hooks
+summarise each call at the moment the layer returns (how many units it zeroed and the factor it scaled
+the rest by), so in-place operations that follow (``ReLU(inplace=True)``, ``h += x``) do not change what
+was measured, and no activation is copied from pass to pass. The model runs on a copy of ``x``: a first
+layer with ``inplace=True`` does not change yours. Dropout called as a function inside ``forward``
+(``F.dropout(h, p, training=...)``) has no layer to hook, nor has the attention dropout of
+``nn.MultiheadAttention(dropout=...)`` and ``F.scaled_dot_product_attention(dropout_p=...)``: the checks
+that read masks name it and say it is not measured (SKIP when nothing else was), and
+:func:`check_eval_deterministic` catches its most common bug (left on at test time) from the outputs.
 
 Notation: ``p`` is the probability of dropping a unit, ``q = 1 - p`` the probability of keeping it.
 """

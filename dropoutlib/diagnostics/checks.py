@@ -20,10 +20,13 @@ from dropoutlib._validation import check_positive_int, check_probability
 from dropoutlib.diagnostics.layers import (
     _CHANNEL_WISE,
     _FUNCTIONAL_DROPOUTS,
+    _attention_dropouts,
     _check_model,
     _check_x,
     _configured_p,
     _is_dropout_layer,
+    _is_stochastic_depth,
+    _may_change_its_input,
     _zeroes_units,
     dropout_layers,
 )
@@ -106,45 +109,94 @@ def _output_tensors(output: Any) -> list[torch.Tensor]:
 # Recording what the dropout layers (and functional dropout calls) did during forward passes
 
 
+def _storage(tensor: torch.Tensor) -> tuple[str, int]:
+    """Which memory a tensor lives in (a view shares its base's): in-place ops do not change it."""
+    return str(tensor.device), tensor.untyped_storage().data_ptr()
+
+
 @dataclass
 class _Site:
-    """One call of one dropout layer: its name, module, input (a copy) and output."""
+    """One call of one dropout layer, summarised when the layer returned (later in-place ops on its
+    output, such as ``ReLU(inplace=True)`` or ``h += x``, cannot change what was measured).
+
+    ``readable``: input and output were tensors of one shape. Among the layer's units (elements, or
+    channels / examples for channel-wise dropout and stochastic depth), ``eligible`` had a nonzero input
+    and ``kept`` of those a nonzero output. ``ratio_min``, ``ratio_max``, ``ratio_median``: the factor
+    ``|output / input|`` over the elements kept (None when none was). ``pattern``: the flat bool tensors
+    ``(eligible, kept)`` over the units, only when the masks are compared. ``storage``: where the output
+    lives, to recognise the model's output (with ``storage_ref`` holding that memory, only when asked
+    for: once freed, it could be reused by another tensor, the model's output among them).
+    """
 
     name: str
     module: nn.Module
     training: bool
-    input: torch.Tensor | None
-    output: torch.Tensor | None
+    readable: bool = False
+    dtype: torch.dtype | None = None
+    eligible: int = 0
+    kept: int = 0
+    ratio_min: float | None = None
+    ratio_max: float | None = None
+    ratio_median: float | None = None
+    pattern: tuple[torch.Tensor, torch.Tensor] | None = None
+    storage: tuple[str, int] | None = None
+    numel: int = 0
+    storage_ref: Any = None
 
 
 @dataclass
 class _FunctionalCall:
-    """One call of ``torch.nn.functional.*dropout*`` made outside any dropout layer."""
+    """One call of ``torch.nn.functional.*dropout*`` made outside any dropout layer, or (``attention``)
+    one of ``F.scaled_dot_product_attention`` with its ``dropout_p`` as ``p``."""
 
     function: str
     p: float | None
     training: bool
-    output: Any
+    storage: tuple[str, int] | None
+    numel: int
+    attention: bool = False
+    storage_ref: Any = None
+
+
+_SDPA = torch.nn.functional.scaled_dot_product_attention
 
 
 class _FunctionalRecorder(TorchFunctionMode):
-    def __init__(self, depth: list[int], calls: list[_FunctionalCall]) -> None:
+    def __init__(self, depth: list[int], calls: list[_FunctionalCall], keep_storage: bool = False) -> None:
         super().__init__()
         self.depth = depth
         self.calls = calls
+        self.keep_storage = keep_storage
 
     def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
         kwargs = kwargs or {}
         result = func(*args, **kwargs)
-        if func in _FUNCTIONAL_DROPOUTS and self.depth[0] == 0:
+        if (func in _FUNCTIONAL_DROPOUTS or func is _SDPA) and self.depth[0] == 0:
+            attention = func is _SDPA
             try:
                 bound = inspect.signature(func).bind(*args, **kwargs)
                 bound.apply_defaults()
-                p, training = bound.arguments.get("p"), bool(bound.arguments.get("training", True))
-            except (TypeError, ValueError):  # pragma: no cover (an unexpected signature)
-                p, training = None, True
+                arguments = bound.arguments
+            except (TypeError, ValueError):  # no Python signature (SDPA is a builtin): keywords only
+                arguments = dict(kwargs)
+            if attention:
+                p = arguments.get("dropout_p", args[4] if len(args) > 4 else 0.0)
+                training = isinstance(p, numbers.Real) and float(p) > 0.0
+            else:
+                p, training = arguments.get("p", 0.5), bool(arguments.get("training", True))
             p = float(p) if isinstance(p, numbers.Real) else None
-            self.calls.append(_FunctionalCall(f"torch.nn.functional.{func.__name__}", p, training, result))
+            out = result if isinstance(result, torch.Tensor) else None
+            self.calls.append(
+                _FunctionalCall(
+                    f"torch.nn.functional.{func.__name__}",
+                    p,
+                    training,
+                    None if out is None else _storage(out),
+                    0 if out is None else out.numel(),
+                    attention,
+                    out.untyped_storage() if out is not None and self.keep_storage else None,
+                )
+            )
         return result
 
 
@@ -155,13 +207,65 @@ def _first_tensor(values: Any) -> torch.Tensor | None:
     return None
 
 
+def _unit_masks(
+    module: nn.Module, input: torch.Tensor, output: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flat bool tensors ``(eligible, kept)`` over the independent units of one call of a layer.
+
+    A unit is an element, a channel of one example for channel-wise dropout (``nn.Dropout1d/2d/3d``), an
+    example for stochastic depth (or the whole batch with torchvision's ``mode="batch"``); it is
+    *eligible* when its input is nonzero (a zero input says nothing about the mask) and *kept* when its
+    output is nonzero.
+    """
+    nonzero_in = input != 0
+    nonzero_out = (output != 0) & nonzero_in
+    dims: tuple[int, ...] = ()
+    unbatched_ndim = next((n for cls, n in _CHANNEL_WISE.items() if isinstance(module, cls)), None)
+    if unbatched_ndim is not None and input.ndim >= 2:
+        start = 1 if input.ndim == unbatched_ndim and unbatched_ndim != 3 else 2
+        dims = tuple(range(start, input.ndim))
+    elif _is_stochastic_depth(module) and input.ndim >= 1:
+        dims = tuple(range(0 if getattr(module, "mode", "row") == "batch" else 1, input.ndim))
+    if dims:
+        nonzero_in, nonzero_out = nonzero_in.any(dim=dims), nonzero_out.any(dim=dims)
+    return nonzero_in.reshape(-1), nonzero_out.reshape(-1)
+
+
+def _summarise(
+    site: _Site, input: torch.Tensor | None, output: Any, patterns: bool, keep_storage: bool
+) -> None:
+    """Fill ``site`` from what the layer received and returned, at the moment it returned."""
+    if not isinstance(output, torch.Tensor):
+        return
+    site.storage, site.numel = _storage(output), output.numel()
+    if keep_storage:
+        site.storage_ref = output.untyped_storage()
+    if input is None or input.shape != output.shape:
+        return
+    site.readable, site.dtype = True, input.dtype
+    eligible, kept = _unit_masks(site.module, input, output)
+    site.eligible, site.kept = int(eligible.sum().item()), int(kept.sum().item())
+    if patterns:
+        site.pattern = (eligible, kept)
+    kept_elements = (input != 0) & (output != 0)
+    if bool(kept_elements.any()):
+        ratio = (output[kept_elements].double() / input[kept_elements].double()).abs()
+        site.ratio_min, site.ratio_max = float(ratio.min().item()), float(ratio.max().item())
+        site.ratio_median = float(ratio.median().item())
+
+
 def _record_passes(
-    model: nn.Module, x: torch.Tensor, passes: int
+    model: nn.Module, x: torch.Tensor, passes: int, *, patterns: bool = False, keep_storage: bool = False
 ) -> tuple[list[list[_Site]], list[list[_FunctionalCall]], list[Any]]:
     """Run ``passes`` forward passes (in the model's current modes) with hooks on every dropout layer.
 
     Returns, per pass, the sites (a layer called twice in a pass gives two sites, named ``"name (call
-    k)"``), the functional dropout calls made outside dropout layers, and the model's output.
+    k)"``), the functional dropout and attention calls made outside dropout layers, and the model's
+    output. Each site is summarised by its forward hook (counts and scale statistics, and with
+    ``patterns`` the keep pattern as bool tensors): no input or output tensor is kept (with
+    ``keep_storage``, the memory of each output stays held until the sites are dropped). The input of a
+    layer that may change it in place is copied for the duration of its call only. The model runs on a
+    copy of ``x``, made again whenever a pass changed it, so the caller's ``x`` is never modified.
     """
     layers = dropout_layers(model)
     depth = [0]
@@ -171,30 +275,41 @@ def _record_passes(
 
     def pre_hook(module: nn.Module, args: tuple) -> None:
         tensor = _first_tensor(args)
-        pending.append(None if tensor is None else tensor.detach().clone())  # clone: inplace layers
+        if tensor is not None:
+            tensor = tensor.detach()
+            if _may_change_its_input(module):
+                tensor = tensor.clone()
+        pending.append(tensor)
         depth[0] += 1
 
     def make_hook(name: str) -> Callable[..., None]:
         def hook(module: nn.Module, args: tuple, output: Any) -> None:
             depth[0] -= 1
-            out = output if isinstance(output, torch.Tensor) else None
-            current.append(_Site(name, module, module.training, pending.pop(), out))
+            site = _Site(name, module, module.training)
+            out = output.detach() if isinstance(output, torch.Tensor) else output
+            _summarise(site, pending.pop(), out, patterns, keep_storage)
+            current.append(site)
 
         return hook
 
     sites: list[list[_Site]] = []
     calls: list[list[_FunctionalCall]] = []
     outputs: list[Any] = []
+    copy = x.detach().clone()
+    version = copy._version
     try:
         for name, module in layers:
             handles.append(module.register_forward_pre_hook(pre_hook))
             handles.append(module.register_forward_hook(make_hook(name)))
         for _ in range(passes):
             current, pending[:], depth[0] = [], [], 0
+            if copy._version != version:  # the last pass changed its input in place
+                copy = x.detach().clone()
+                version = copy._version
             pass_calls: list[_FunctionalCall] = []
             try:
-                with _FunctionalRecorder(depth, pass_calls):
-                    outputs.append(model(x))
+                with _FunctionalRecorder(depth, pass_calls, keep_storage):
+                    outputs.append(model(copy))
             except Exception as error:
                 mode = "training" if model.training else "evaluation"
                 raise RuntimeError(
@@ -217,7 +332,12 @@ def _record_passes(
     return sites, calls, outputs
 
 
+def _dropout_calls(calls: list[_FunctionalCall]) -> list[_FunctionalCall]:
+    return [call for call in calls if not call.attention]
+
+
 def _functional_note(calls: list[_FunctionalCall]) -> str:
+    calls = _dropout_calls(calls)
     if not calls:
         return ""
     names = sorted({call.function for call in calls})
@@ -227,28 +347,32 @@ def _functional_note(calls: list[_FunctionalCall]) -> str:
     )
 
 
-def _no_layers(name: str, calls: list[_FunctionalCall]) -> CheckResult:
-    return CheckResult(name, True, "no dropout layers found, nothing to check." + _functional_note(calls))
+def _unseen(model: nn.Module, calls: list[_FunctionalCall]) -> list[str]:
+    """The dropout no hook can read: ``nn.MultiheadAttention`` modules with ``dropout > 0`` and calls of
+    ``F.scaled_dot_product_attention`` with ``dropout_p > 0`` (recorded in a training-mode pass)."""
+    attention = _attention_dropouts(model)
+    found = [f"{_label(name)} (MultiheadAttention, dropout={p:g})" for name, _, p in attention]
+    ps = sorted({call.p for call in calls if call.attention and call.training and call.p is not None})
+    if ps:
+        found.append(
+            f"torch.nn.functional.scaled_dot_product_attention (dropout_p={', '.join(f'{p:g}' for p in ps)})"
+        )
+    return found
 
 
-def _units(site: _Site) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """Flat bool tensors ``(eligible, kept)`` over the independent units of one site.
+def _unseen_note(unseen: list[str]) -> str:
+    if not unseen:
+        return ""
+    return (
+        f" The attention dropout of {_listed(unseen)} is not measured: its masks are drawn inside the "
+        "attention computation, where no hook can read them (eval_deterministic still covers it)."
+    )
 
-    A unit is an element (or, for channel-wise dropout, a channel of one example); it is *eligible* when
-    its input is nonzero (a zero input says nothing about the mask) and *kept* when its output is nonzero.
-    None when the site cannot be read (non-tensor input or output, or shapes that differ).
-    """
-    if site.input is None or site.output is None or site.input.shape != site.output.shape:
-        return None
-    nonzero_in = site.input != 0
-    nonzero_out = (site.output != 0) & nonzero_in
-    unbatched_ndim = next((n for cls, n in _CHANNEL_WISE.items() if isinstance(site.module, cls)), None)
-    if unbatched_ndim is not None and site.input.ndim >= 2:
-        start = 1 if site.input.ndim == unbatched_ndim and unbatched_ndim != 3 else 2
-        if site.input.ndim > start:
-            dims = tuple(range(start, site.input.ndim))
-            nonzero_in, nonzero_out = nonzero_in.any(dim=dims), nonzero_out.any(dim=dims)
-    return nonzero_in.reshape(-1), nonzero_out.reshape(-1)
+
+def _no_layers(name: str, calls: list[_FunctionalCall], unseen: list[str] | None = None) -> CheckResult:
+    """SKIP: the model has no dropout layer to hook (what else it has is named)."""
+    message = "no dropout layers found, nothing to check." + _unseen_note(unseen or [])
+    return CheckResult.skip(name, message + _functional_note(calls))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -302,15 +426,17 @@ def check_eval_mode(model: nn.Module) -> CheckResult:
 
 
 def check_eval_deterministic(model: nn.Module, x: torch.Tensor) -> CheckResult:
-    """In evaluation mode, do two forward passes on ``x`` give the same outputs?
+    r"""In evaluation mode, do two forward passes on ``x`` give the same outputs?
 
     After ``model.eval()`` a network with dropout must be a deterministic function: every dropout layer
     is the identity. The classic way to break this is ``F.dropout(h, p)`` inside ``forward`` without
     ``training=self.training``: the functional form's ``training`` argument defaults to True and does not
     know the module's mode. The check puts the model in evaluation mode, runs ``model(x)`` twice and
-    fails if any output differs (beyond a relative ``1e-5``); the message gives the largest difference,
-    the fraction of outputs that changed, and any ``torch.nn.functional`` dropout call that ran with
-    ``training=True``. Modes and torch's global RNG are restored.
+    fails if any output differs beyond a tolerance that follows its dtype (a relative ``1e-5`` in float32
+    and float64, a few units in the last place, :math:`4\varepsilon`, in float16 and bfloat16); the
+    message gives the largest difference, the fraction of outputs that changed, and any
+    ``torch.nn.functional`` dropout call that ran with ``training=True`` (or
+    ``F.scaled_dot_product_attention`` with ``dropout_p > 0``). Modes and torch's global RNG are restored.
 
     Example:
         >>> from dropoutlib.experiments.bugs import FunctionalDropoutMLP
@@ -343,7 +469,8 @@ def check_eval_deterministic(model: nn.Module, x: torch.Tensor) -> CheckResult:
         a, b = a.detach(), b.detach()
         total += a.numel()
         if a.is_floating_point() or a.is_complex():
-            close = torch.isclose(a, b, rtol=1e-5, atol=1e-7, equal_nan=True)
+            rtol, atol = _eval_tolerances(a)
+            close = torch.isclose(a, b, rtol=rtol, atol=atol, equal_nan=True)
         else:
             close = a == b
         changed += int((~close).sum().item())
@@ -356,7 +483,8 @@ def check_eval_deterministic(model: nn.Module, x: torch.Tensor) -> CheckResult:
             True,
             "in evaluation mode, two forward passes on the same x gave the same outputs.",
         )
-    on = [call for call in calls[0] if call.training]
+    on = [call for call in _dropout_calls(calls[0]) if call.training]
+    attention_on = [call for call in calls[0] if call.attention and call.training]
     still_training = sorted({site.name for site in sites[0] if site.training})
     if on:
         names = sorted({call.function for call in on})
@@ -372,6 +500,13 @@ def check_eval_deterministic(model: nn.Module, x: torch.Tensor) -> CheckResult:
             "model.eval() was called (forward switches them on). Fix: leave the modes to model.train() "
             "and model.eval()."
         )
+    elif attention_on:
+        ps = ", ".join(sorted({f"{call.p:g}" for call in attention_on}))
+        cause = (
+            f"{_plural(len(attention_on), 'call')} of torch.nn.functional.scaled_dot_product_attention per "
+            f"pass ran with dropout_p={ps} although the model is in evaluation mode: the function has no "
+            "training flag. Fix: pass dropout_p=self.p if self.training else 0.0."
+        )
     else:
         cause = (
             "No dropout layer or functional dropout call ran in training mode. Fix: look for other "
@@ -384,6 +519,19 @@ def check_eval_deterministic(model: nn.Module, x: torch.Tensor) -> CheckResult:
         f"in evaluation mode, two forward passes on the same x differ ({changed} of {total} outputs "
         f"changed, by up to {largest:.3g}): dropout or other randomness is still on at test time. {cause}",
     )
+
+
+def _eval_tolerances(output: torch.Tensor) -> tuple[float, float]:
+    r"""``(rtol, atol)`` for comparing two evaluation-mode outputs of the floating dtype of ``output``:
+    :math:`\mathrm{rtol} = \max(10^{-5}, 4\varepsilon)` and
+    :math:`\mathrm{atol} = \max(10^{-7}, 4\varepsilon \max|\text{output}|)`, with :math:`\varepsilon` the
+    dtype's machine epsilon (``torch.finfo``): a few units in the last place, so that the rounding of
+    nondeterministic kernels in float16 or bfloat16 is not mistaken for dropout left on."""
+    eps = torch.finfo(output.dtype).eps
+    finite = output.detach().abs()
+    finite = finite[torch.isfinite(finite)]
+    scale = float(finite.max().item()) if finite.numel() else 0.0
+    return max(1e-5, 4 * eps), max(1e-7, 4 * eps * scale)
 
 
 def _identical(
@@ -407,12 +555,11 @@ def _identical(
     return same, n, log_chance
 
 
-def _site_p(site: _Site, units: tuple[torch.Tensor, torch.Tensor]) -> float | None:
+def _site_p(site: _Site) -> float | None:
     p = _configured_p(site.module)
     if p is not None:
         return p
-    eligible = int(units[0].sum().item())
-    return None if eligible == 0 else 1.0 - int(units[1].sum().item()) / eligible
+    return None if site.eligible == 0 else 1.0 - site.kept / site.eligible
 
 
 def check_masks_vary(model: nn.Module, x: torch.Tensor, calls: int = 2) -> CheckResult:
@@ -431,8 +578,10 @@ def check_masks_vary(model: nn.Module, x: torch.Tensor, calls: int = 2) -> Check
     probability :math:`(p_1 p_2 + q_1 q_2)^n <` :data:`CHANCE_LEVEL`; with fewer units the message says
     the batch is too small to tell. Layers with ``p`` equal to 0 or 1 have nothing random to compare,
     and layers whose noise does not zero units (``nn.AlphaDropout``, the layers of
-    :mod:`dropoutlib.nn`) are skipped. Modes, buffers (BatchNorm's running
-    statistics) and torch's global RNG are restored.
+    :mod:`dropoutlib.nn`) are skipped; when no layer is left to compare, the result is SKIP. For
+    stochastic depth (``DropPath``, ``StochasticDepth``) a unit is an example. The attention dropout of
+    ``nn.MultiheadAttention`` and ``F.scaled_dot_product_attention`` is named as not measured. Modes,
+    buffers (BatchNorm's running statistics) and torch's global RNG are restored.
 
     Args:
         model: any ``nn.Module``; x: a batch it accepts.
@@ -456,10 +605,10 @@ def check_masks_vary(model: nn.Module, x: torch.Tensor, calls: int = 2) -> Check
         with _preserved(model, x):
             model.train()
             _, functional, _ = _record_passes(model, x, passes=1)
-        return _no_layers("masks_vary", functional[0])
+        return _no_layers("masks_vary", functional[0], _unseen(model, functional[0]))
     with _preserved(model, x):
         model.train()
-        sites, functional, _ = _record_passes(model, x, passes=calls)
+        sites, functional, _ = _record_passes(model, x, passes=calls, patterns=True)
 
     reused_steps: list[str] = []
     shared_layers: list[str] = []
@@ -468,8 +617,8 @@ def check_masks_vary(model: nn.Module, x: torch.Tensor, calls: int = 2) -> Check
     # Per pass: the keep pattern of every site that has random masks to compare.
     patterns: list[dict[str, tuple[torch.Tensor, torch.Tensor]]] = [{} for _ in sites]
     for site in sites[0]:
-        units = _units(site) if _zeroes_units(site.module) else None
-        p = None if units is None else _site_p(site, units)
+        units = site.pattern if _zeroes_units(site.module) else None
+        p = None if units is None else _site_p(site)
         if units is None:
             skipped.append(_label(site.name, site.module, "cannot read a keep pattern"))
         elif p is None or p in (0.0, 1.0):
@@ -478,7 +627,7 @@ def check_masks_vary(model: nn.Module, x: torch.Tensor, calls: int = 2) -> Check
             patterns[0][site.name] = units
     for k, pass_sites in enumerate(sites[1:], start=1):
         for site in pass_sites:
-            units = _units(site) if site.name in patterns[0] else None
+            units = site.pattern if site.name in patterns[0] else None
             if units is not None:
                 patterns[k][site.name] = units
 
@@ -534,7 +683,7 @@ def check_masks_vary(model: nn.Module, x: torch.Tensor, calls: int = 2) -> Check
             f" Identical but too few nonzero inputs to tell from chance: {_listed(undecided)}; "
             "use a larger x."
         )
-    note += _functional_note(functional[0])
+    note += _unseen_note(_unseen(model, functional[0])) + _functional_note(functional[0])
     if problems:
         return CheckResult(
             "masks_vary",
@@ -545,7 +694,7 @@ def check_masks_vary(model: nn.Module, x: torch.Tensor, calls: int = 2) -> Check
             + note,
         )
     if not checked:
-        return CheckResult("masks_vary", True, "no dropout layer with random masks to compare." + note)
+        return CheckResult.skip("masks_vary", "no dropout layer with random masks to compare." + note)
     return CheckResult(
         "masks_vary",
         True,
@@ -607,7 +756,17 @@ def _check_tolerance(tolerance: Any) -> float | None:
 
 
 def _expected_scale(module: nn.Module, p: float) -> float:
-    return 1.0 if isinstance(module, StandardDropout) else 1.0 / (1.0 - p)
+    """1 for standard dropout (and timm's ``DropPath(scale_by_keep=False)``), else 1/q."""
+    unscaled = isinstance(module, StandardDropout) or getattr(module, "scale_by_keep", True) is False
+    return 1.0 if unscaled else 1.0 / (1.0 - p)
+
+
+def _scale_rtol(dtype: torch.dtype | None) -> float:
+    """The relative tolerance on the factor kept values are multiplied by: ``1e-3``, or four units in
+    the last place (:math:`4\\varepsilon`) of a coarser dtype (float16, bfloat16)."""
+    if dtype is None or not dtype.is_floating_point:
+        return 1e-3
+    return max(1e-3, 4 * torch.finfo(dtype).eps)
 
 
 def check_drop_rate(
@@ -629,16 +788,19 @@ def check_drop_rate(
       with the exact binomial test (two-sided tail probability below :math:`6.3 \times 10^{-5}`, that of
       4 standard errors of a normal), so that small layers and ``p`` near 0 give no false alarms;
     - kept values are not scaled by :math:`1/q` (inverted dropout; 1 for
-      :class:`dropoutlib.StandardDropout`) to a relative ``1e-3``: the expectation of the output is not
-      the input;
+      :class:`dropoutlib.StandardDropout`) to a relative ``1e-3`` (:math:`4\varepsilon` in float16 and
+      bfloat16): the expectation of the output is not the input;
     - ``expected_p`` (a float for every layer, or a dict ``{layer name: p}``) differs from the
       configured ``p``: say which ``p`` you meant, and the check compares;
     - without ``expected_p``, a layer has ``p > 0.5``: the message asks whether a keep probability
       (TF1's ``keep_prob``, the 2014 paper's :math:`p`) was passed where PyTorch expects the drop
       probability; pass ``expected_p`` to confirm a large ``p`` on purpose.
 
-    For a layer without a ``p`` attribute, :math:`\hat p` is compared with ``expected_p`` when given.
-    Modes, buffers and torch's global RNG are restored.
+    For a layer without a ``p`` attribute (or timm's ``drop_prob``), :math:`\hat p` is compared with
+    ``expected_p`` when given. A unit is an element, a channel of one example for ``nn.Dropout1d/2d/3d``,
+    an example for stochastic depth. The counts are taken when each layer returns, so in-place
+    operations after it do not change them. With no layer to measure the result is SKIP (attention
+    dropout, which no hook can read, is named). Modes, buffers and torch's global RNG are restored.
 
     Example:
         >>> from dropoutlib.course.models import mlp
@@ -659,8 +821,9 @@ def check_drop_rate(
     with _preserved(model, x):
         model.train()
         sites, functional, _ = _record_passes(model, x, passes=1)
+    unseen = _unseen(model, functional[0])
     if not layers:
-        return _no_layers("drop_rate", functional[0])
+        return _no_layers("drop_rate", functional[0], unseen)
 
     problems: list[str] = []
     notes: list[str] = []
@@ -672,15 +835,14 @@ def check_drop_rate(
         if not _zeroes_units(site.module):
             notes.append(f"{label} skipped (its noise does not zero single units with probability p)")
             continue
-        units = _units(site)
-        if units is None:
+        if not site.readable:
             notes.append(f"{label} skipped (its input and output are not tensors of one shape)")
             continue
-        n = int(units[0].sum().item())
+        n = site.eligible
         if n == 0:
             notes.append(f"{label} not measured (all its inputs were zero)")
             continue
-        rate = 1.0 - int(units[1].sum().item()) / n
+        rate = 1.0 - site.kept / n
         p = _configured_p(site.module)
         want = expected.get(base) if isinstance(expected, dict) else expected
         reference = p if p is not None else want
@@ -689,7 +851,7 @@ def check_drop_rate(
             configured.append(f"{reference:g}")
             se = math.sqrt(reference * (1.0 - reference) / n)
             allowed = tolerance if tolerance is not None else DROP_RATE_Z * se + 0.5 / n
-            dropped = n - int(units[1].sum().item())
+            dropped = n - site.kept
             off = abs(rate - reference) > allowed + 1e-12
             if off and tolerance is None:  # confirm with the exact binomial tail (small n, p near 0 or 1)
                 off = _binomial_tail(dropped, n, reference) < math.erfc(DROP_RATE_Z / math.sqrt(2))
@@ -702,16 +864,14 @@ def check_drop_rate(
                     "with probability q = 1 - p (torch.empty_like(x).bernoulli_(1 - p)), not p"
                 )
             if reference < 1.0:
-                kept = (site.input != 0) & (site.output != 0)
-                if bool(kept.any()):
-                    ratio = (site.output[kept].double() / site.input[kept].double()).abs()
+                if site.ratio_min is not None and site.ratio_max is not None:
                     scale = _expected_scale(site.module, reference)
                     scale_name = "1 (standard dropout)" if scale == 1.0 else "1/q"
-                    rtol = 1e-3 if site.input.dtype in (torch.float32, torch.float64) else 1e-2
-                    worst = float((ratio / scale - 1.0).abs().max().item())
+                    rtol = _scale_rtol(site.dtype)
+                    worst = max(abs(site.ratio_min / scale - 1.0), abs(site.ratio_max / scale - 1.0))
                     if worst > rtol:
                         problems.append(
-                            f"layer {label} multiplies the values it keeps by {float(ratio.median()):.4g}, "
+                            f"layer {label} multiplies the values it keeps by {site.ratio_median:.4g}, "
                             f"not by {scale_name} = {scale:.4g}: the expected output in training is then not "
                             "the input, so the next layer sees activations of another scale in training than "
                             "at test time; fix: divide the kept values by q = 1 - p (inverted dropout)"
@@ -735,11 +895,11 @@ def check_drop_rate(
                 f"{p:.0%}, pass expected_p={p:g} to confirm"
             )
     note = (" " + "; ".join(notes) + ".") if notes else ""
-    note += _functional_note(functional[0])
+    note += _unseen_note(unseen) + _functional_note(functional[0])
     if problems:
         return CheckResult("drop_rate", False, "; ".join(problems) + "." + note)
     if not rates:
-        return CheckResult("drop_rate", True, "no dropout layer could be measured." + note)
+        return CheckResult.skip("drop_rate", "no dropout layer could be measured." + note)
     basis = f"{DROP_RATE_Z:g} standard errors" if tolerance is None else f"+/- {tolerance:g}"
     compared = f" match the configured p ({', '.join(configured)}) within {basis}" if configured else ""
     return CheckResult(
@@ -774,24 +934,20 @@ def check_no_output_dropout(model: nn.Module, x: torch.Tensor) -> CheckResult:
     x = _check_x(x)
     with _preserved(model, x):
         model.train()
-        sites, functional, outputs = _record_passes(model, x, passes=1)
-    if not dropout_layers(model) and not functional[0]:
-        return _no_layers("no_output_dropout", [])
+        sites, functional, outputs = _record_passes(model, x, passes=1, keep_storage=True)
+    dropout_calls = _dropout_calls(functional[0])
+    if not dropout_layers(model) and not dropout_calls:
+        return _no_layers("no_output_dropout", [], _unseen(model, functional[0]))
     tensors = _output_tensors(outputs[0])
-
-    def storage(tensor: torch.Tensor) -> tuple[str, int]:
-        return str(tensor.device), tensor.untyped_storage().data_ptr()
-
-    out_storages = {storage(t) for t in tensors if t.numel() > 0}
+    out_storages = {_storage(t) for t in tensors if t.numel() > 0}
     culprits = []
     for site in sites[0]:
         p = _configured_p(site.module)
-        if site.output is not None and site.output.numel() > 0 and p != 0.0:
-            if storage(site.output) in out_storages:
-                culprits.append(f"the dropout layer {_label(site.name, site.module)}")
-    for call in functional[0]:
-        if isinstance(call.output, torch.Tensor) and call.training and call.p != 0.0 and call.output.numel():
-            if storage(call.output) in out_storages:
+        if site.storage is not None and site.numel > 0 and p != 0.0 and site.storage in out_storages:
+            culprits.append(f"the dropout layer {_label(site.name, site.module)}")
+    for call in dropout_calls:
+        if call.storage is not None and call.training and call.p != 0.0 and call.numel:
+            if call.storage in out_storages:
                 culprits.append(f"a call of {call.function} in forward (p={call.p:g})")
     if culprits:
         return CheckResult(
@@ -802,7 +958,7 @@ def check_no_output_dropout(model: nn.Module, x: torch.Tensor) -> CheckResult:
             "predictions (for regression, the targets can never be fitted). Fix: remove the dropout after "
             "the last layer; put dropout only between hidden layers.",
         )
-    found = len(sites[0]) + len([c for c in functional[0] if c.training])
+    found = len(sites[0]) + len([c for c in dropout_calls if c.training])
     return CheckResult(
         "no_output_dropout",
         True,
@@ -870,7 +1026,7 @@ def check_mc_batchnorm(
                 )
             for _, m in drops:
                 handles.append(m.register_forward_pre_hook(lambda mod, args: dropout_on.append(mod.training)))
-            predict(model, x)
+            predict(model, x.clone())  # a copy: predict (or an in-place first layer) may change it
         finally:
             for handle in handles:
                 handle.remove()
@@ -945,8 +1101,10 @@ def diagnose(
     (with ``expected_p``), :func:`check_no_output_dropout`, and :func:`check_mc_batchnorm` when a
     ``predict(model, x)`` function is given. :func:`check_eval_mode` is not run: a model is in training
     mode when built and during training, so its mode says something only at the moment you evaluate;
-    call that check there. The model's modes, parameters, buffers and torch's global RNG state are left
-    exactly as they were. Call :meth:`Report.raise_on_failure` to turn failures into an exception.
+    call that check there. The model's modes, parameters, buffers, torch's global RNG state and ``x``
+    are left exactly as they were. A check with nothing to measure (the mask checks on a model without
+    dropout layers, or whose only dropout is inside attention) reports SKIP, not PASS. Call
+    :meth:`Report.raise_on_failure` to turn failures into an exception.
 
     Example:
         >>> from dropoutlib.course.models import mlp
@@ -961,6 +1119,8 @@ def diagnose(
         >>> report = diagnose(mlp_with_output_dropout(8, [32], 1, p=0.5), x)
         >>> [result.name for result in report.failures]
         ['no_output_dropout']
+        >>> [result.status for result in diagnose(mlp(8, [32], 2), x).results]  # no dropout at all
+        ['pass', 'skip', 'skip', 'skip']
     """
     _check_model(model)
     x = _check_x(x)

@@ -222,7 +222,8 @@ def check_mc_predict(mc_predict: Callable[[nn.Module, torch.Tensor, int], Any]) 
     ``mc_predict(model, x, samples)`` must return the mean of the softmax probabilities over
     ``samples`` forward passes with fresh dropout masks, shape ``(n, n_classes)``, while every
     BatchNorm layer keeps normalizing with its running statistics (evaluation mode) and does not
-    update them; it must hand the model back in the mode it was in. The check uses a
+    update them; it must hand every module back in the mode it was in (the check hands the model
+    over in evaluation mode, in training mode and in a mixed mode). The check uses a
     ``bn_mlp(8, [24, 24], 4, p=0.5)`` whose running statistics differ from the test batch's, records
     the mode of every BatchNorm and dropout layer during your call, compares your probabilities with a
     long Monte Carlo run (within 6 standard errors), and predicts a single example alone.
@@ -296,7 +297,61 @@ def check_mc_predict(mc_predict: Callable[[nn.Module, torch.Tensor, int], Any]) 
                 "one example predicted alone gets other probabilities than in a batch: "
                 "the prediction of an example must not depend on its companions"
             )
+        _check_modes_restored(mc_predict, model, x, samples)
     print("Correct: dropout sampled, BatchNorm in eval mode, its statistics untouched.")
+
+
+def _modes(model: nn.Module) -> list[tuple[str, bool]]:
+    return [(name or type(model).__name__, module.training) for name, module in model.named_modules()]
+
+
+def _check_modes_restored(mc_predict: Callable[..., Any], model: nn.Module, x: torch.Tensor,
+                          samples: int) -> None:
+    """Hand the model over in training mode (as in the middle of training), then in a mixed mode (one
+    layer in training mode, the rest in evaluation mode): BatchNorm must still run in evaluation mode,
+    and each module must get its own mode back, not the mode ``model.eval()`` or ``model.train(flag)``
+    gives all of them."""
+    first_linear = next(m for m in model.modules() if isinstance(m, nn.Linear))
+    handovers = {
+        "training mode (as in the middle of training)": lambda: model.train(),
+        "a mixed mode (the model in evaluation mode, its first Linear in training mode)": lambda: (
+            model.eval(), first_linear.train()),
+    }
+    for handed, arrange in handovers.items():
+        arrange()
+        before = _modes(model)
+        buffers = {name: t.clone() for name, t in model.named_buffers()}
+        call = f"mc_predict(model, x, samples={samples}) on a model in {handed}"
+        seen, handles = _recorders(model)
+        try:
+            call_answer(mc_predict, model, x.clone(), samples)
+        finally:
+            for handle in handles:
+                handle.remove()
+        if any(seen["batchnorm"]):
+            raise AssertionError(
+                f"{call} ran BatchNorm in training mode: put the model in evaluation mode for the passes "
+                "whatever mode it arrives in, and switch only its nn.Dropout layers to training mode"
+            )
+        if any(not torch.equal(t, buffers[name]) for name, t in model.named_buffers()):
+            raise AssertionError(f"{call} changed BatchNorm's running statistics: prediction must not")
+        after = _modes(model)
+        changed = [name for (name, was), (_, now) in zip(before, after, strict=True) if was != now]
+        if not changed:
+            continue
+        if all(was for _, was in before) and not any(now for _, now in after):
+            raise AssertionError(
+                f"{call} handed it back in evaluation mode: the model was handed over in training mode, "
+                "and your answer ends with model.eval(), which is right only for a model that was "
+                "in evaluation mode. Save every module's mode before the passes "
+                "([m.training for m in model.modules()]) and restore each afterwards"
+            )
+        raise AssertionError(
+            f"{call} changed the mode of {', '.join(changed)}: restore each module's own mode (save "
+            "[m.training for m in model.modules()] before the passes and set every flag back after), "
+            "not one mode for the whole model as model.eval() or model.train(was_training) do"
+        )
+    model.eval()
 
 
 # --- where dropout on the output sends the prediction ---------------------------------------------

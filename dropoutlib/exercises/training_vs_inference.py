@@ -261,6 +261,23 @@ class _BuggyDropout(nn.Module):
         return x * self._eval_scale(self.p)
 
 
+class _PlainDropout(nn.Module):
+    """A correct dropout layer that is not a ``torch.nn.Dropout``: another class, another repr, and
+    exactly ``nn.Dropout``'s outputs (it calls ``F.dropout``, so the same seed gives the same mask).
+    A test that fails it while passing ``nn.Dropout`` looks at the class or the repr, not at what the
+    layer computes."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p, self.inplace = p, False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.dropout(x, self.p, training=self.training)
+
+    def extra_repr(self) -> str:
+        return f"drop probability {self.p}"
+
+
 def _inverse(value: float) -> float:
     return 1.0 / value if value > 0 else 0.0
 
@@ -325,9 +342,11 @@ def check_dropout_unit_test(unit_test: Callable[..., Any]) -> None:
     ``torch.nn.Dropout(p)``: in training mode, zero each unit with probability ``p`` and multiply the
     kept units by ``1/(1-p)``; in evaluation mode (``layer.eval()``), return the input unchanged.
     The check runs the test on ``torch.nn.Dropout`` (with three seeds: a random layer needs a
-    tolerance) and on six buggy layers: scale ``1/p``, no scale, drop with probability ``1-p``,
-    drop ``1-p`` and scale ``1/p`` (the mean stays right), still dropping in evaluation mode, and a
-    factor ``1-p`` in evaluation mode. Three of them are exactly right at ``p = 0.5``.
+    tolerance), on a correct layer of another class and repr (a test must judge what the layer
+    computes, not its class or repr) and on six buggy layers: scale ``1/p``, no scale, drop with
+    probability ``1-p``, drop ``1-p`` and scale ``1/p`` (the mean stays right), still dropping in
+    evaluation mode, and a factor ``1-p`` in evaluation mode. Three of them are exactly right at
+    ``p = 0.5``.
 
     Example:
         >>> def unit_test(make_dropout):
@@ -358,6 +377,17 @@ def check_dropout_unit_test(unit_test: Callable[..., Any]) -> None:
             raise AssertionError(
                 "your unit test never builds a layer with make_dropout(p): it accepts any layer"
             )
+        for seed in (0, 1, 2):  # the seeds nn.Dropout passed with: the same masks, the same numbers
+            error, _ = _run_unit_test(unit_test, _PlainDropout, seed, "a correct dropout layer")
+            if error is not None:
+                detail = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+                raise AssertionError(
+                    "your unit test fails a correct dropout layer that is not a torch.nn.Dropout (its "
+                    f"class is {_PlainDropout.__name__}, its repr {_PlainDropout(0.2)!r}, and it gives "
+                    f"exactly nn.Dropout's outputs) with {detail}. A test that checks the class, the "
+                    "type or the repr of the layer rejects the buggy layers for their name, not for what "
+                    "they compute: test the fraction of zeros, the kept values and evaluation mode"
+                )
         for build, bug, hidden_at_half in _BUGGY_LAYERS:
             error, ps = _run_unit_test(unit_test, build, 0, "a buggy layer")
             if error is None:

@@ -8,6 +8,7 @@ from typing import ClassVar
 import torch
 
 from dropoutlib._validation import (
+    check_bool,
     check_floating,
     check_generator,
     check_probability,
@@ -83,6 +84,7 @@ def alpha_dropout(
         True
     """
     p = check_probability(p)
+    training = check_bool(training, "training")
     check_floating(input)
     check_generator(generator)
     if not training or p == 0.0 or input.numel() == 0:

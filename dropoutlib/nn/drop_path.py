@@ -7,6 +7,7 @@ from typing import ClassVar
 import torch
 
 from dropoutlib._validation import (
+    check_bool,
     check_floating,
     check_generator,
     check_positive_int,
@@ -66,6 +67,7 @@ def drop_path(
                 [0., 0., 0.]])
     """
     p = check_probability(p)
+    training = check_bool(training, "training")
     check_floating(input)
     check_generator(generator)
     if input.ndim == 0:

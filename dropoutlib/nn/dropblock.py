@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from dropoutlib._validation import (
+    check_bool,
     check_floating,
     check_generator,
     check_positive_int,
@@ -152,6 +153,7 @@ def dropblock(
         tensor(1.)
     """
     p = check_probability(p)
+    training = check_bool(training, "training")
     check_floating(input)
     check_generator(generator)
     if input.ndim != 4:

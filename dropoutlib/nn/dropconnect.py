@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dropoutlib._validation import (
+    check_bool,
     check_floating,
     check_generator,
     check_probability,
@@ -106,6 +107,7 @@ def dropconnect_linear(
                 [4., 4.]])
     """
     p = check_probability(p)
+    training = check_bool(training, "training")
     check_generator(generator)
     _check_linear_arguments(input, weight, bias)
     if not training or p == 0.0:

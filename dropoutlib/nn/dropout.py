@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from dropoutlib._validation import check_floating, check_generator, check_probability
+from dropoutlib._validation import check_bool, check_floating, check_generator, check_probability
 from dropoutlib.nn._base import DropoutLayer
 
 __all__ = [
@@ -118,6 +118,8 @@ def dropout(
                 [0., 0., 0., 0.]])
     """
     p = check_probability(p)
+    training = check_bool(training, "training")
+    inplace = check_bool(inplace, "inplace")
     check_floating(input)
     check_generator(generator)
     if not training or p == 0.0 or input.numel() == 0:
@@ -155,6 +157,7 @@ def standard_dropout(
         True
     """
     p = check_probability(p)
+    training = check_bool(training, "training")
     check_floating(input)
     check_generator(generator)
     if not training:

@@ -8,6 +8,7 @@ from typing import ClassVar
 import torch
 
 from dropoutlib._validation import (
+    check_bool,
     check_floating,
     check_generator,
     check_probability,
@@ -73,6 +74,7 @@ def gaussian_dropout(
         True
     """
     p = _gaussian_p(p)
+    training = check_bool(training, "training")
     check_floating(input)
     check_generator(generator)
     if not training or p == 0.0 or input.numel() == 0:

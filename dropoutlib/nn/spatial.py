@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import torch
 
-from dropoutlib._validation import check_floating, check_generator, check_probability
+from dropoutlib._validation import check_bool, check_floating, check_generator, check_probability
 from dropoutlib.nn._base import DropoutLayer
 from dropoutlib.nn.dropout import DropoutFunction, dropout_mask
 
@@ -110,6 +110,8 @@ def spatial_dropout(
         True
     """
     p = check_probability(p)
+    training = check_bool(training, "training")
+    inplace = check_bool(inplace, "inplace")
     check_generator(generator)
     mask_shape = channel_mask_shape(input)
     if not training or p == 0.0 or input.numel() == 0:

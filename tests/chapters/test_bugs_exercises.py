@@ -227,6 +227,38 @@ def test_mc_mistakes_are_named(answer, message):
         check_mc_predict(answer)
 
 
+def ends_with_eval(model, x, samples):
+    """Wrong: right while the model arrives in evaluation mode, but it never restores a training one."""
+    model.eval()
+    for m in model.modules():
+        if isinstance(m, nn.Dropout):
+            m.train()
+    with torch.no_grad():
+        probs = torch.stack([model(x).softmax(dim=-1) for _ in range(samples)]).mean(dim=0)
+    model.eval()
+    return probs
+
+
+def restores_the_top_level_mode_only(model, x, samples):
+    """Wrong: `model.train(was_training)` sets every layer to the top module's mode."""
+    was_training = model.training
+    probs = ends_with_eval(model, x, samples)
+    model.train(was_training)
+    return probs
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (ends_with_eval, "handed over in training mode.*ends with model\\.eval\\(\\)"),
+        (restores_the_top_level_mode_only, "restore each module's own mode"),
+    ],
+)
+def test_mc_answers_that_do_not_restore_each_mode_are_named(answer, message):
+    with pytest.raises(AssertionError, match=message):
+        check_mc_predict(answer)
+
+
 def test_mc_batch_dependence_is_named():
     def batch_dependent(model, x, samples):  # BatchNorm left alone, but the output mixes the batch
         probs = chapter_mc_predict(model, x, samples)

@@ -70,3 +70,58 @@ def test_bad_arguments_stop_with_a_message(bench, argv, capsys):
     with pytest.raises(SystemExit):
         bench.main(argv)
     assert "error" in capsys.readouterr().err
+
+
+@pytest.fixture
+def no_timing(bench, monkeypatch):
+    """Fail the test if the benchmark starts timing: the arguments must be checked before that."""
+
+    def run(*args, **kwargs):
+        raise AssertionError("the benchmark started timing before refusing its arguments")
+
+    monkeypatch.setattr(bench, "run", run)
+
+
+def test_the_table_is_named_by_the_real_device_type(bench):
+    import torch
+
+    assert bench.slug(torch.device("cpu")) == "cpu"
+    for kind in ("mps", "xpu", "meta"):
+        assert bench.slug(torch.device(kind)) == kind  # not "cpu": the CPU's table stays as it is
+        assert not bench.device_name(torch.device(kind)).startswith("CPU")
+
+
+def test_an_out_that_is_a_file_is_refused_before_timing(bench, no_timing, tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(SystemExit):
+        bench.main(["--sizes", "10", "--repeats", "1", "--out", str(blocker)])
+    err = capsys.readouterr().err
+    assert "--out" in err and str(blocker) in err
+
+
+def test_an_out_below_a_file_is_refused_before_timing(bench, no_timing, tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(SystemExit):
+        bench.main(["--sizes", "10", "--repeats", "1", "--out", str(blocker / "results")])
+    assert "--out" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("device", ["gpu", "cuda:x", "meta"])
+def test_a_bad_device_is_refused_before_timing(bench, no_timing, device, capsys):
+    with pytest.raises(SystemExit):
+        bench.main(["--sizes", "10", "--repeats", "1", "--device", device])
+    err = capsys.readouterr().err
+    assert "--device" in err and repr(device) in err
+
+
+def test_an_unavailable_device_is_refused_before_timing(bench, no_timing, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    with pytest.raises(SystemExit):
+        bench.main(["--sizes", "10", "--repeats", "1", "--device", "cuda"])
+    err = capsys.readouterr().err
+    assert "--device" in err and "'cuda'" in err

@@ -345,6 +345,22 @@ def unit_test_never_builds(make_dropout):
     assert True
 
 
+def unit_test_checks_the_class(make_dropout):
+    """Wrong: every buggy layer fails it for not being an nn.Dropout, whatever it computes."""
+    assert isinstance(make_dropout(0.2), nn.Dropout), "not a dropout layer"
+
+
+def unit_test_checks_the_repr(make_dropout):
+    assert repr(make_dropout(0.2)) == "Dropout(p=0.2, inplace=False)"
+
+
+def unit_test_checks_the_type_name(make_dropout):
+    p = 0.2
+    layer, out = _train_output(make_dropout, p)
+    assert type(layer).__name__ == "Dropout"
+    assert abs(out.mean().item() - 1) < 0.02
+
+
 UNIT_TEST_MISTAKES = [
     (unit_test_at_half, "scales the kept units by 1/p .*uses only p = 0.5"),
     (unit_test_mean_only, "drops a fraction 1-p of the units and scales the survivors by 1/p"),
@@ -354,6 +370,9 @@ UNIT_TEST_MISTAKES = [
     (unit_test_too_strict, "fails the correct torch.nn.Dropout"),
     (unit_test_returns_a_verdict, "returned True"),
     (unit_test_never_builds, "never builds a layer"),
+    (unit_test_checks_the_class, "fails a correct dropout layer that is not a torch.nn.Dropout.*class"),
+    (unit_test_checks_the_repr, "fails a correct dropout layer that is not a torch.nn.Dropout.*repr"),
+    (unit_test_checks_the_type_name, "fails a correct dropout layer that is not a torch.nn.Dropout"),
 ]
 
 

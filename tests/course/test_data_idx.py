@@ -179,3 +179,24 @@ def test_the_switch_fails_early_on_a_broken_folder(tmp_path):
     (tmp_path / "set" / "train-images-idx3-ubyte").write_bytes(b"\x00\x00\x08\x03")
     with pytest.raises(ValueError, match="train-images-idx3-ubyte: the header announces 3 dimensions"):
         idx_data(tmp_path / "set")
+
+
+def _corrupted_gzip(kind: str) -> bytes:
+    """A gzip IDX file spoiled in one way: a bad deflate block, a cut-off stream, a wrong checksum."""
+    values = np.arange(256 * 40, dtype=np.uint32).astype(np.uint8)
+    data = bytearray(gzip.compress(idx_bytes(values)))
+    if kind == "deflate block":
+        data[10] ^= 0xFF  # the first byte of the deflate stream: an invalid block type
+    elif kind == "truncated":
+        del data[len(data) // 2 :]
+    elif kind == "checksum":
+        data[-8] ^= 0xFF  # the CRC-32 of the trailer
+    return bytes(data)
+
+
+@pytest.mark.parametrize("kind", ["deflate block", "truncated", "checksum"])
+def test_read_idx_turns_a_corrupt_gzip_file_into_a_value_error_naming_it(tmp_path, kind):
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    path.write_bytes(_corrupted_gzip(kind))
+    with pytest.raises(ValueError, match=r"train-images-idx3-ubyte\.gz.*cannot be decompressed"):
+        read_idx(path)

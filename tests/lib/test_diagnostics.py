@@ -165,13 +165,14 @@ def test_a_model_without_dropout_says_so():
     model, x = mlp(8, [16], 3), x_for()
     for result in (check_masks_vary(model, x), check_drop_rate(model, x), check_no_output_dropout(model, x)):
         assert result.passed and "no dropout layers found" in result.message
+        assert result.status == "skip" and str(result).startswith("SKIP ")
     assert "no BatchNorm layers found" in check_mc_batchnorm(model, x, careful).message
 
 
 def test_functional_dropout_is_reported_as_not_inspected():
     model, x = FunctionalDropoutMLP(8, 16, 3), x_for()
     for result in (check_masks_vary(model, x), check_drop_rate(model, x)):
-        assert result.passed
+        assert result.passed and result.status == "skip"
         assert "no dropout layers found" in result.message
         assert "torch.nn.functional.dropout" in result.message
 
@@ -565,6 +566,7 @@ def test_noise_that_zeroes_no_units_is_skipped_not_misread(layer):
     model = nn.Sequential(nn.Linear(8, 32), nn.SELU(), layer, nn.Linear(32, 2))
     for result in (check_drop_rate(model, x_for()), check_masks_vary(model, x_for())):
         assert result.passed and "'2'" in result.message and "skipped" in result.message.lower()
+        assert result.status == "skip", str(result)  # nothing else was measured
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -624,6 +626,7 @@ def test_bad_arguments_are_refused_with_their_name_and_value(call, error, match)
 def test_check_result_str_and_validation():
     assert str(CheckResult("x", True, "fine.")) == "PASS x: fine."
     assert str(CheckResult("x", False, "broken.")) == "FAIL x: broken."
+    assert str(CheckResult("x", True, "nothing.", status="skip")) == "SKIP x: nothing."
     with pytest.raises(TypeError, match="passed"):
         CheckResult("x", 1, "fine.")
     with pytest.raises(TypeError, match="name"):

@@ -264,3 +264,41 @@ def test_the_function_alone_saves_p_and_seed():
     x = torch.randn(10, requires_grad=True)
     y = FusedDropoutFunction.apply(x, 0.5, 77, "torch")
     assert y.grad_fn.p == 0.5 and y.grad_fn.seed == 77 and y.grad_fn.saved_tensors == ()
+
+
+def _rng_untouched(call) -> bool:
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    call()
+    return torch.equal(before, torch.get_rng_state())
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: FusedDropout(0.5, backend="torch").eval()(torch.randn(4, 8, generator=torch.Generator())),
+        lambda: fused_dropout(torch.ones(4, 8), 0.0),
+        lambda: fused_dropout(torch.ones(4, 8), 0.5, training=False),
+        lambda: fused_dropout(torch.ones(4, 8), 1.0),
+        lambda: fused_dropout(torch.empty(0, 8), 0.5),
+    ],
+    ids=["layer-eval", "p=0", "training=False", "p=1", "empty"],
+)
+def test_no_mask_needed_leaves_the_global_rng_untouched(call):
+    assert _rng_untouched(call)
+
+
+def test_no_mask_needed_leaves_a_given_generator_untouched():
+    generator = torch.Generator().manual_seed(5)
+    before = generator.get_state()
+    fused_dropout(torch.ones(3), 0.5, training=False, generator=generator)
+    fused_dropout(torch.ones(3), 0.0, generator=generator)
+    assert torch.equal(before, generator.get_state())
+
+
+def test_a_mask_does_draw_from_the_global_rng_and_arguments_are_still_checked():
+    assert not _rng_untouched(lambda: fused_dropout(torch.ones(4, 8), 0.5))  # the test can tell
+    with pytest.raises(ValueError, match="seed=-3"):
+        fused_dropout(torch.ones(3), 0.5, training=False, seed=-3)
+    with pytest.raises(ValueError, match="backend='gpu'"):
+        fused_dropout(torch.ones(3), 0.0, backend="gpu")

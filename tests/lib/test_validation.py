@@ -177,3 +177,58 @@ def test_numpy_ref_rejects_integer_arrays_and_wrong_rng() -> None:
         numpy_ref.dropout_forward(np.ones(3, dtype=np.int64), 0.5, np.random.default_rng(0))
     with pytest.raises(TypeError, match=r"rng must be a numpy.random.Generator"):
         numpy_ref.dropout_forward(np.ones(3), 0.5, 0)  # type: ignore[arg-type]
+
+
+# training= and inplace= must be True or False: F.dropout(x, 0.5, training="False") raises TypeError,
+# and a truthy string must not silently turn dropout on.
+
+
+def _training_calls() -> dict[str, object]:
+    from dropoutlib.functional import (
+        alpha_dropout,
+        drop_path,
+        dropblock,
+        dropconnect_linear,
+        fused_dropout,
+        gaussian_dropout,
+        spatial_dropout,
+    )
+
+    x4 = torch.ones(2, 3, 4, 4)
+    return {
+        "dropout": lambda **kw: dropout(x4, 0.5, **kw),
+        "standard_dropout": lambda **kw: standard_dropout(x4, 0.5, **kw),
+        "spatial_dropout": lambda **kw: spatial_dropout(x4, 0.5, **kw),
+        "gaussian_dropout": lambda **kw: gaussian_dropout(x4, 0.5, **kw),
+        "alpha_dropout": lambda **kw: alpha_dropout(x4, 0.5, **kw),
+        "drop_path": lambda **kw: drop_path(x4, 0.5, **kw),
+        "dropblock": lambda **kw: dropblock(x4, 0.5, **kw),
+        "dropconnect_linear": lambda **kw: dropconnect_linear(
+            torch.ones(2, 4), torch.ones(3, 4), None, 0.5, **kw
+        ),
+        "fused_dropout": lambda **kw: fused_dropout(x4, 0.5, **kw),
+    }
+
+
+TRAINING_CALLS = _training_calls()
+NOT_BOOL = ["False", "True", 0, 1, None, np.bool_(True), torch.tensor(True)]
+
+
+@pytest.mark.parametrize("name", TRAINING_CALLS)
+@pytest.mark.parametrize("value", NOT_BOOL, ids=repr)
+def test_functional_forms_refuse_a_non_bool_training(name: str, value: object) -> None:
+    with pytest.raises(TypeError, match=r"training must be True or False, got training="):
+        TRAINING_CALLS[name](training=value)
+
+
+@pytest.mark.parametrize("name", ["dropout", "spatial_dropout"])
+@pytest.mark.parametrize("value", NOT_BOOL, ids=repr)
+def test_functional_forms_refuse_a_non_bool_inplace(name: str, value: object) -> None:
+    with pytest.raises(TypeError, match=r"inplace must be True or False, got inplace="):
+        TRAINING_CALLS[name](inplace=value)
+
+
+@pytest.mark.parametrize("name", TRAINING_CALLS)
+def test_functional_forms_accept_true_and_false(name: str) -> None:
+    for value in (True, False):
+        assert isinstance(TRAINING_CALLS[name](training=value), torch.Tensor)
