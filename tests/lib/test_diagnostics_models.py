@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from standins import DropPath, StochasticDepth
 from torch import nn
 
 from dropoutlib.diagnostics import (
@@ -238,34 +239,6 @@ def test_sdpa_dropout_left_on_in_eval_is_caught_and_named():
     assert "scaled_dot_product_attention" in result.message and "dropout_p" in result.message
 
 
-class DropPath(nn.Module):
-    """Stochastic depth as timm writes it: drop whole examples with probability drop_prob, scale by 1/q."""
-
-    def __init__(self, drop_prob: float = 0.0) -> None:
-        super().__init__()
-        self.drop_prob = drop_prob
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.drop_prob == 0.0 or not self.training:
-            return x
-        q = 1 - self.drop_prob
-        keep = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(q)
-        return x * keep / q
-
-
-class StochasticDepth(nn.Module):
-    """Stochastic depth as torchvision writes it (mode "row")."""
-
-    def __init__(self, p: float, mode: str = "row") -> None:
-        super().__init__()
-        self.p, self.mode = p, mode
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0.0:
-            return x
-        size = [x.shape[0]] + [1] * (x.ndim - 1) if self.mode == "row" else [1] * x.ndim
-        keep = torch.empty(size, dtype=x.dtype).bernoulli_(1 - self.p)
-        return x * keep / (1 - self.p)
 
 
 class ResidualBlocks(nn.Module):

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 import torch.nn.functional as F
+from standins import DropPath, StochasticDepth
 from torch import nn
 
 from dropoutlib.course.models import mlp
@@ -181,33 +182,6 @@ def test_a_model_whose_only_dropout_is_functional_gets_an_error_that_says_so():
 # --- 2. stochastic depth layers of timm and torchvision (stand-ins with their names) ------------------
 
 
-class DropPath(nn.Module):
-    """timm.layers.DropPath: drops a whole residual branch per example."""
-
-    def __init__(self, drop_prob: float = 0.0) -> None:
-        super().__init__()
-        self.drop_prob = drop_prob
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.drop_prob == 0.0 or not self.training:
-            return x
-        keep = 1 - self.drop_prob
-        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
-        return x * mask / keep
-
-
-class StochasticDepth(nn.Module):
-    """torchvision.ops.StochasticDepth (mode "row")."""
-
-    def __init__(self, p: float, mode: str = "row") -> None:
-        super().__init__()
-        self.p, self.mode = p, mode
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0.0:
-            return x
-        mask = torch.empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(1 - self.p)
-        return x * mask / (1 - self.p)
 
 
 class DropBlock2d(nn.Module):
