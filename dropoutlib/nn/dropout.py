@@ -236,7 +236,8 @@ class StandardDropout(DropoutLayer):
 class DropoutFunction(torch.autograd.Function):
     """``y = x * mask`` with the hand-written backward ``grad_x = grad_y * mask``.
 
-    Called as ``DropoutFunction.apply(input, mask)``.
+    Called as ``DropoutFunction.apply(input, mask)``. ``forward`` takes no ``ctx``: ``setup_context``
+    saves the mask, which is the form ``torch.func.grad`` and ``torch.func.vmap`` need.
 
     Args:
         input: tensor ``x`` of any shape.
@@ -257,10 +258,16 @@ class DropoutFunction(torch.autograd.Function):
         tensor([2., 0., 2.])
     """
 
+    generate_vmap_rule = True  # forward is plain torch code, so torch.func.vmap can batch it
+
     @staticmethod
-    def forward(ctx: Any, input: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(mask)
+    def forward(input: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return input * mask
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[torch.Tensor, torch.Tensor], output: torch.Tensor) -> None:
+        _, mask = inputs
+        ctx.save_for_backward(mask)
 
     @staticmethod
     def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor, None]:

@@ -10,17 +10,7 @@ from dropoutlib.nn.alpha import alpha_dropout
 from dropoutlib.nn.dropconnect import dropconnect_linear
 from dropoutlib.nn.dropout import DropoutFunction, dropout, dropout_mask, keep_mask, standard_dropout
 
-# DropoutFunction still has the ctx-first forward, because chapter 02-from-scratch prints its source
-# (inspect.getsource(DropoutFunction.forward)): the setup_context form changes that output, so it waits
-# for the chapter to be updated with it. Strict: these start to fail (XPASS) once it lands.
-NEEDS_SETUP_CONTEXT = pytest.mark.xfail(
-    strict=True, raises=RuntimeError,
-    reason="DropoutFunction lacks setup_context until chapter 2's printed source is updated",
-)
-
-
 @pytest.mark.parametrize("p", [0.2, 0.5, 0.9])
-@NEEDS_SETUP_CONTEXT
 def test_func_grad_of_dropout_is_the_mask_over_q(p: float) -> None:
     x = torch.randn(50, 20, generator=torch.Generator().manual_seed(1))
     grad = torch.func.grad(lambda t: dropout(t, p, generator=torch.Generator().manual_seed(3)).sum())(x)
@@ -29,7 +19,6 @@ def test_func_grad_of_dropout_is_the_mask_over_q(p: float) -> None:
     assert torch.equal(grad, mask)
 
 
-@NEEDS_SETUP_CONTEXT
 def test_func_grad_of_standard_dropout_is_the_keep_mask() -> None:
     x = torch.randn(200)
     grad = torch.func.grad(
@@ -38,7 +27,6 @@ def test_func_grad_of_standard_dropout_is_the_keep_mask() -> None:
     assert torch.equal(grad, keep_mask(x, 0.3, generator=torch.Generator().manual_seed(5)))
 
 
-@NEEDS_SETUP_CONTEXT
 def test_func_grad_matches_backward_for_the_functions_built_on_dropout_function() -> None:
     x = torch.randn(4, 6, dtype=torch.float64)
     w = torch.randn(3, 6, dtype=torch.float64)
@@ -64,7 +52,6 @@ def test_func_grad_of_fused_dropout_equals_its_backward() -> None:
     assert torch.equal(grad, fused_dropout(torch.ones(300), 0.4, seed=11, backend="torch"))
 
 
-@NEEDS_SETUP_CONTEXT
 def test_vmap_of_dropout_function_with_a_fixed_mask() -> None:
     x = torch.randn(5, 8)
     mask = dropout_mask(x, 0.5, generator=torch.Generator().manual_seed(0))
@@ -73,7 +60,6 @@ def test_vmap_of_dropout_function_with_a_fixed_mask() -> None:
     assert torch.equal(grads, mask)
 
 
-@NEEDS_SETUP_CONTEXT
 def test_vmap_of_dropout_with_different_randomness_gives_a_mask_per_example() -> None:
     x = torch.ones(64, 100)
     y = torch.func.vmap(lambda t: dropout(t, 0.5), randomness="different")(x)
