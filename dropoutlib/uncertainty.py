@@ -34,7 +34,7 @@ Example:
 from __future__ import annotations
 
 import numbers
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +42,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from dropoutlib import _batches
 from dropoutlib._modes import restored_modes
 from dropoutlib._validation import check_choice, check_positive_int
 from dropoutlib.diagnostics import dropout_layers
@@ -243,90 +244,11 @@ def _configured_rate(module: nn.Module) -> float | None:
     return None
 
 
-# --- batches, outputs, devices ----------------------------------------------------------------------
-
-
-def _check_batch(batch: Any) -> Any:
-    if isinstance(batch, torch.Tensor | tuple):
-        return batch
-    if isinstance(batch, Mapping):
-        bad = [key for key in batch if not isinstance(key, str)]
-        if bad:
-            raise TypeError(
-                f"a dict batch is passed as model(**batch), so its keys must be str; got key {bad[0]!r}"
-            )
-        return batch
-    hint = " (a list is not a batch: make it a tensor, or a tuple of arguments)" * isinstance(batch, list)
-    raise TypeError(
-        "batch must be a torch.Tensor (called as model(batch)), a tuple (model(*batch)) or a dict "
-        f"(model(**batch)), got batch={type(batch).__name__}{hint}"
-    )
-
-
-def _clone(obj: Any) -> Any:
-    """A copy of ``obj`` with every tensor in it (also inside tuples, lists and dicts) cloned."""
-    if isinstance(obj, torch.Tensor):
-        return obj.clone()
-    if isinstance(obj, tuple) and hasattr(obj, "_fields"):  # a namedtuple
-        return type(obj)(*(_clone(item) for item in obj))
-    if isinstance(obj, tuple | list):
-        return type(obj)(_clone(item) for item in obj) if type(obj) in (tuple, list) else obj
-    if isinstance(obj, Mapping):
-        return {key: _clone(value) for key, value in obj.items()}
-    return obj
-
-
-def _tensors(obj: Any) -> Iterator[torch.Tensor]:
-    if isinstance(obj, torch.Tensor):
-        yield obj
-    elif isinstance(obj, tuple | list):
-        for item in obj:
-            yield from _tensors(item)
-    elif isinstance(obj, Mapping):
-        for item in obj.values():
-            yield from _tensors(item)
-
-
-def _call(model: nn.Module, batch: Any) -> Any:
-    """One forward pass on a fresh copy of the batch: a layer that writes in place (``inplace=True``,
-    ``x.mul_(...)``) changes the copy, never the caller's tensors nor the next pass's input."""
-    batch = _clone(batch)
-    if isinstance(batch, tuple):
-        return model(*batch)
-    if isinstance(batch, Mapping):
-        return model(**batch)
-    return model(batch)
-
-
-def _default_output(out: Any) -> torch.Tensor:
-    if isinstance(out, torch.Tensor):
-        return out
-    if isinstance(out, Mapping):
-        if isinstance(out.get("logits"), torch.Tensor):
-            return out["logits"]
-    elif isinstance(out, tuple | list):
-        if out and isinstance(out[0], torch.Tensor):
-            return out[0]
-    elif isinstance(getattr(out, "logits", None), torch.Tensor):
-        return out.logits
-    raise TypeError(
-        f"the model returned a {type(out).__name__} and mc_predict cannot tell which tensor in it to use "
-        "(it takes a tensor, the first element of a tuple, out['logits'] or out.logits); pass output=, a "
-        "function that picks the tensor, e.g. output=lambda out: out['scores']"
-    )
-
-
-def _pick(out: Any, output: Callable[[Any], Any] | None) -> torch.Tensor:
-    if output is None:
-        return _default_output(out)
-    picked = output(out)
-    if not isinstance(picked, torch.Tensor):
-        raise TypeError(f"output must return a torch.Tensor, it returned a {type(picked).__name__}")
-    return picked
+# --- outputs, seeds ----------------------------------------------------------------------------
 
 
 def _forward(model: nn.Module, batch: Any, task: str, output: Callable[[Any], Any] | None) -> torch.Tensor:
-    out = _pick(_call(model, batch), output)
+    out = _batches.pick(_batches.call(model, batch), output, "eval_predict")
     return _to_probabilities(out) if task == "classification" else out
 
 
@@ -334,24 +256,6 @@ def _to_probabilities(out: torch.Tensor) -> torch.Tensor:
     """Softmax over the last dimension, in float32 at least (a bfloat16 softmax sums to 1 only within
     about 4e-3, beyond the tolerance of :func:`entropy`)."""
     return torch.softmax(_at_least_float32(out), dim=-1)
-
-
-def _check_output(output: Any) -> Callable[[Any], Any] | None:
-    if output is not None and not callable(output):
-        raise TypeError(
-            f"output must be None or a function from the model's output to a tensor, got output={output!r}"
-        )
-    return output
-
-
-def _cuda_indices(model: nn.Module, batch: Any) -> list[int]:
-    """The indices of the CUDA devices that the model's parameters and buffers and the batch live on."""
-    indices = set()
-    for tensor in (*model.parameters(), *model.buffers(), *_tensors(batch)):
-        if tensor.device.type == "cuda":
-            index = tensor.device.index
-            indices.add(index if index is not None else torch.cuda.current_device())
-    return sorted(indices)
 
 
 @contextmanager
@@ -431,12 +335,12 @@ def mc_predict(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got model={type(model).__name__}")
-    batch = _check_batch(batch)
+    batch = _batches.check_batch(batch)
     samples = check_positive_int(samples, "samples")
     task = check_choice(task, "task", TASKS)
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
         raise TypeError(f"seed must be an int or None, got seed={seed!r} ({type(seed).__name__})")
-    output = _check_output(output)
+    output = _batches.check_output(output)
     layers = stochastic_layers(model)
     if not layers:
         raise ValueError(
@@ -446,11 +350,11 @@ def mc_predict(
             "switch on)"
         )
     fused = _fused_path_layers(model)
-    with restored_modes(model), torch.no_grad(), _seeded(seed, _cuda_indices(model, batch)):
+    with restored_modes(model), torch.no_grad(), _seeded(seed, _batches.cuda_indices(model, batch)):
         model.eval()
         for module in (*fused, *(layer for _, layer in layers)):
             module.train()
-        raw = [_pick(_call(model, batch), output) for _ in range(samples)]
+        raw = [_batches.pick(_batches.call(model, batch), output, "mc_predict") for _ in range(samples)]
     rates = [_configured_rate(layer) for _, layer in layers]
     may_drop = any(rate is None or rate > 0 for rate in rates)
     if samples > 1 and may_drop and raw[0].numel() and all(torch.equal(raw[0], out) for out in raw[1:]):
@@ -487,9 +391,9 @@ def eval_predict(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got model={type(model).__name__}")
-    batch = _check_batch(batch)
+    batch = _batches.check_batch(batch)
     task = check_choice(task, "task", TASKS)
-    output = _check_output(output)
+    output = _batches.check_output(output)
     with restored_modes(model), torch.no_grad():
         model.eval()
         return _forward(model, batch, task, output)

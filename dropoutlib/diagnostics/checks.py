@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.overrides import TorchFunctionMode
 
+from dropoutlib import _batches
 from dropoutlib._modes import restored_modes
 from dropoutlib._validation import check_positive_int, check_probability
 from dropoutlib.diagnostics.layers import (
@@ -22,7 +23,6 @@ from dropoutlib.diagnostics.layers import (
     _FUNCTIONAL_DROPOUTS,
     _attention_dropouts,
     _check_model,
-    _check_x,
     _configured_p,
     _is_dropout_layer,
     _is_stochastic_depth,
@@ -75,7 +75,7 @@ def _label(name: str, module: nn.Module | None = None, detail: str = "") -> str:
 
 
 @contextmanager
-def _preserved(model: nn.Module, x: torch.Tensor) -> Iterator[None]:
+def _preserved(model: nn.Module, batch: Any) -> Iterator[None]:
     """Run the body under no_grad and a forked RNG; restore every module's mode and every buffer."""
     buffers = [
         (module, name, buffer, buffer.detach().clone())
@@ -83,7 +83,7 @@ def _preserved(model: nn.Module, x: torch.Tensor) -> Iterator[None]:
         for name, buffer in module._buffers.items()
         if buffer is not None
     ]
-    devices = [x.device] if x.device.type == "cuda" else []
+    devices = _batches.cuda_indices(model, batch)
     try:
         with restored_modes(model), torch.random.fork_rng(devices=devices), torch.no_grad():
             yield
@@ -92,17 +92,6 @@ def _preserved(model: nn.Module, x: torch.Tensor) -> Iterator[None]:
             for module, name, buffer, saved in buffers:
                 module._buffers[name] = buffer  # the original object, even if forward replaced it
                 buffer.copy_(saved)
-
-
-def _output_tensors(output: Any) -> list[torch.Tensor]:
-    """The tensors in a model's output: a tensor, or (nested) tuples, lists and dicts of them."""
-    if isinstance(output, torch.Tensor):
-        return [output]
-    if isinstance(output, Mapping):
-        return [t for value in output.values() for t in _output_tensors(value)]
-    if isinstance(output, tuple | list):
-        return [t for value in output for t in _output_tensors(value)]
-    return []
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -255,7 +244,7 @@ def _summarise(
 
 
 def _record_passes(
-    model: nn.Module, x: torch.Tensor, passes: int, *, patterns: bool = False, keep_storage: bool = False
+    model: nn.Module, batch: Any, passes: int, *, patterns: bool = False, keep_storage: bool = False
 ) -> tuple[list[list[_Site]], list[list[_FunctionalCall]], list[Any]]:
     """Run ``passes`` forward passes (in the model's current modes) with hooks on every dropout layer.
 
@@ -265,7 +254,7 @@ def _record_passes(
     ``patterns`` the keep pattern as bool tensors): no input or output tensor is kept (with
     ``keep_storage``, the memory of each output stays held until the sites are dropped). The input of a
     layer that may change it in place is copied for the duration of its call only. The model runs on a
-    copy of ``x``, made again whenever a pass changed it, so the caller's ``x`` is never modified.
+    copy of the batch in every pass, so the caller's tensors are never modified.
     """
     layers = dropout_layers(model)
     depth = [0]
@@ -295,25 +284,20 @@ def _record_passes(
     sites: list[list[_Site]] = []
     calls: list[list[_FunctionalCall]] = []
     outputs: list[Any] = []
-    copy = x.detach().clone()
-    version = copy._version
     try:
         for name, module in layers:
             handles.append(module.register_forward_pre_hook(pre_hook))
             handles.append(module.register_forward_hook(make_hook(name)))
         for _ in range(passes):
             current, pending[:], depth[0] = [], [], 0
-            if copy._version != version:  # the last pass changed its input in place
-                copy = x.detach().clone()
-                version = copy._version
             pass_calls: list[_FunctionalCall] = []
             try:
                 with _FunctionalRecorder(depth, pass_calls, keep_storage):
-                    outputs.append(model(copy))
+                    outputs.append(_batches.call(model, batch))
             except Exception as error:
                 mode = "training" if model.training else "evaluation"
                 raise RuntimeError(
-                    f"the model raised on x (shape {tuple(x.shape)}) in {mode} mode, where this check runs "
+                    f"the model raised on {_batches.describe(batch)} in {mode} mode, where this check runs "
                     f"it: {type(error).__name__}: {error}"
                 ) from error
             counts: dict[str, int] = {}
@@ -425,13 +409,13 @@ def check_eval_mode(model: nn.Module) -> CheckResult:
     )
 
 
-def check_eval_deterministic(model: nn.Module, x: torch.Tensor) -> CheckResult:
-    r"""In evaluation mode, do two forward passes on ``x`` give the same outputs?
+def check_eval_deterministic(model: nn.Module, batch: Any) -> CheckResult:
+    r"""In evaluation mode, do two forward passes on the batch give the same outputs?
 
     After ``model.eval()`` a network with dropout must be a deterministic function: every dropout layer
     is the identity. The classic way to break this is ``F.dropout(h, p)`` inside ``forward`` without
     ``training=self.training``: the functional form's ``training`` argument defaults to True and does not
-    know the module's mode. The check puts the model in evaluation mode, runs ``model(x)`` twice and
+    know the module's mode. The check puts the model in evaluation mode, runs the model on the batch twice and
     fails if any output differs beyond a tolerance that follows its dtype (a relative ``1e-5`` in float32
     and float64, a few units in the last place, :math:`4\varepsilon`, in float16 and bfloat16); the
     message gives the largest difference, the fraction of outputs that changed, and any
@@ -443,24 +427,25 @@ def check_eval_deterministic(model: nn.Module, x: torch.Tensor) -> CheckResult:
         >>> _ = torch.manual_seed(0)
         >>> x = torch.randn(8, 4)
         >>> print(check_eval_deterministic(FunctionalDropoutMLP(4, 16, 2, respect_training=True), x))
-        PASS eval_deterministic: in evaluation mode, two forward passes on the same x gave the same outputs.
+        ... # doctest: +ELLIPSIS
+        PASS eval_deterministic: in evaluation mode, two forward passes on the same batch gave the same...
         >>> result = check_eval_deterministic(FunctionalDropoutMLP(4, 16, 2, respect_training=False), x)
         >>> result.passed, "training=self.training" in result.message
         (False, True)
     """
     _check_model(model)
-    x = _check_x(x)
-    with _preserved(model, x):
+    batch = _batches.check_batch(batch)
+    with _preserved(model, batch):
         model.eval()
-        sites, calls, outputs = _record_passes(model, x, passes=2)
-    first, second = _output_tensors(outputs[0]), _output_tensors(outputs[1])
+        sites, calls, outputs = _record_passes(model, batch, passes=2)
+    first, second = list(_batches.tensors(outputs[0])), list(_batches.tensors(outputs[1]))
     if not first:
         raise TypeError(f"the model's output holds no tensor, got {type(outputs[0]).__name__}")
     if len(first) != len(second) or any(a.shape != b.shape for a, b in zip(first, second, strict=True)):
         return CheckResult(
             "eval_deterministic",
             False,
-            "in evaluation mode, two forward passes on the same x returned outputs of different shapes: "
+            "in evaluation mode, two forward passes on the same batch returned outputs of different shapes: "
             "the model's forward is not a function of its input.",
         )
     changed = total = 0
@@ -469,7 +454,7 @@ def check_eval_deterministic(model: nn.Module, x: torch.Tensor) -> CheckResult:
         a, b = a.detach(), b.detach()
         total += a.numel()
         if a.is_floating_point() or a.is_complex():
-            rtol, atol = _eval_tolerances(a)
+            rtol, atol = _eval_tolerances(a, b)
             close = torch.isclose(a, b, rtol=rtol, atol=atol, equal_nan=True)
         else:
             close = a == b
@@ -481,7 +466,7 @@ def check_eval_deterministic(model: nn.Module, x: torch.Tensor) -> CheckResult:
         return CheckResult(
             "eval_deterministic",
             True,
-            "in evaluation mode, two forward passes on the same x gave the same outputs.",
+            "in evaluation mode, two forward passes on the same batch gave the same outputs.",
         )
     on = [call for call in _dropout_calls(calls[0]) if call.training]
     attention_on = [call for call in calls[0] if call.attention and call.training]
@@ -516,22 +501,24 @@ def check_eval_deterministic(model: nn.Module, x: torch.Tensor) -> CheckResult:
     return CheckResult(
         "eval_deterministic",
         False,
-        f"in evaluation mode, two forward passes on the same x differ ({changed} of {total} outputs "
+        f"in evaluation mode, two forward passes on the same batch differ ({changed} of {total} outputs "
         f"changed, by up to {largest:.3g}): dropout or other randomness is still on at test time. {cause}",
     )
 
 
-def _eval_tolerances(output: torch.Tensor) -> tuple[float, float]:
-    r"""``(rtol, atol)`` for comparing two evaluation-mode outputs of the floating dtype of ``output``:
+def _eval_tolerances(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
+    r"""``(rtol, atol)`` for comparing two evaluation-mode outputs ``a`` and ``b`` of one floating dtype:
     :math:`\mathrm{rtol} = \max(10^{-5}, 4\varepsilon)` and
-    :math:`\mathrm{atol} = \max(10^{-7}, 4\varepsilon \max|\text{output}|)`, with :math:`\varepsilon` the
-    dtype's machine epsilon (``torch.finfo``): a few units in the last place, so that the rounding of
-    nondeterministic kernels in float16 or bfloat16 is not mistaken for dropout left on."""
-    eps = torch.finfo(output.dtype).eps
-    finite = output.detach().abs()
-    finite = finite[torch.isfinite(finite)]
+    :math:`\mathrm{atol} = \max(\text{tiny}, 4\varepsilon \max(|a|, |b|))`, with :math:`\varepsilon` the
+    dtype's machine epsilon and tiny its smallest normal number (``torch.finfo``): a few units in the last
+    place of the largest output, so that the rounding of nondeterministic kernels in float16 or bfloat16
+    is not mistaken for dropout left on, and no fixed floor hides a difference in outputs that are all
+    small (an untrained EfficientNet's logits are about 1e-14 in evaluation mode)."""
+    info = torch.finfo(a.dtype)
+    magnitudes = torch.cat([a.detach().abs().flatten(), b.detach().abs().flatten()])
+    finite = magnitudes[torch.isfinite(magnitudes)]
     scale = float(finite.max().item()) if finite.numel() else 0.0
-    return max(1e-5, 4 * eps), max(1e-7, 4 * eps * scale)
+    return max(1e-5, 4 * info.eps), max(info.tiny, 4 * info.eps * scale)
 
 
 def _identical(
@@ -562,14 +549,14 @@ def _site_p(site: _Site) -> float | None:
     return None if site.eligible == 0 else 1.0 - site.kept / site.eligible
 
 
-def check_masks_vary(model: nn.Module, x: torch.Tensor, calls: int = 2) -> CheckResult:
+def check_masks_vary(model: nn.Module, batch: Any, calls: int = 2) -> CheckResult:
     r"""In training mode, does every dropout layer draw a new mask on every call, and a mask of its own?
 
     Dropout trains a different thinned network on every step: each layer's mask must be a fresh draw,
     independent of the previous step's and of the other layers'. Re-seeding a generator with one key on
     every step (or passing one JAX key to every step or every layer, as in the 004 source) breaks this.
 
-    How: the model runs ``calls`` forward passes on ``x`` in training mode; forward hooks read every
+    How: the model runs ``calls`` forward passes on the batch in training mode; forward hooks read every
     dropout layer's *keep pattern*: for each unit whose input is nonzero, whether its output is nonzero
     (a unit is an element, or a channel of one example for ``nn.Dropout1d/2d/3d``). The check fails if a
     layer's pattern is identical on two consecutive calls (a mask reused across steps), or if two layers
@@ -584,7 +571,8 @@ def check_masks_vary(model: nn.Module, x: torch.Tensor, calls: int = 2) -> Check
     buffers (BatchNorm's running statistics) and torch's global RNG are restored.
 
     Args:
-        model: any ``nn.Module``; x: a batch it accepts.
+        model: any ``nn.Module``.
+        batch: a batch it accepts (a tensor, tuple or dict, see :func:`diagnose`).
         calls: number of forward passes, an int ``>= 2``.
 
     Example:
@@ -597,18 +585,18 @@ def check_masks_vary(model: nn.Module, x: torch.Tensor, calls: int = 2) -> Check
         FAIL masks_vary: the same units were dropped on consecutive calls by 'dropouts.0' ...
     """
     _check_model(model)
-    x = _check_x(x)
+    batch = _batches.check_batch(batch)
     calls = check_positive_int(calls, "calls")
     if calls < 2:
         raise ValueError(f"calls must be at least 2 (masks are compared between calls), got calls={calls}")
     if not dropout_layers(model):
-        with _preserved(model, x):
+        with _preserved(model, batch):
             model.train()
-            _, functional, _ = _record_passes(model, x, passes=1)
+            _, functional, _ = _record_passes(model, batch, passes=1)
         return _no_layers("masks_vary", functional[0], _unseen(model, functional[0]))
-    with _preserved(model, x):
+    with _preserved(model, batch):
         model.train()
-        sites, functional, _ = _record_passes(model, x, passes=calls, patterns=True)
+        sites, functional, _ = _record_passes(model, batch, passes=calls, patterns=True)
 
     reused_steps: list[str] = []
     shared_layers: list[str] = []
@@ -681,7 +669,7 @@ def check_masks_vary(model: nn.Module, x: torch.Tensor, calls: int = 2) -> Check
     if undecided:
         note += (
             f" Identical but too few nonzero inputs to tell from chance: {_listed(undecided)}; "
-            "use a larger x."
+            "use a larger batch."
         )
     note += _unseen_note(_unseen(model, functional[0])) + _functional_note(functional[0])
     if problems:
@@ -771,13 +759,13 @@ def _scale_rtol(dtype: torch.dtype | None) -> float:
 
 def check_drop_rate(
     model: nn.Module,
-    x: torch.Tensor,
+    batch: Any,
     expected_p: float | Mapping[str, float] | None = None,
     tolerance: float | None = None,
 ) -> CheckResult:
     r"""In training mode, does each dropout layer drop a fraction ``p`` of its units and scale the rest?
 
-    The model runs one forward pass on ``x`` in training mode; forward hooks read each dropout layer's
+    The model runs one forward pass on the batch in training mode; forward hooks read each dropout layer's
     input and output. Among the :math:`n` units whose input is nonzero, the measured drop rate is
     :math:`\hat p = \#\{\text{output} = 0\}/n`; for the layer's configured ``p`` (its attribute ``p``)
     :math:`\hat p` has standard error :math:`\sqrt{p(1-p)/n}`. The check fails when
@@ -814,13 +802,13 @@ def check_drop_rate(
         False
     """
     _check_model(model)
-    x = _check_x(x)
+    batch = _batches.check_batch(batch)
     layers = dropout_layers(model)
     expected = _check_expected_p(expected_p, [name for name, _ in layers])
     tolerance = _check_tolerance(tolerance)
-    with _preserved(model, x):
+    with _preserved(model, batch):
         model.train()
-        sites, functional, _ = _record_passes(model, x, passes=1)
+        sites, functional, _ = _record_passes(model, batch, passes=1)
     unseen = _unseen(model, functional[0])
     if not layers:
         return _no_layers("drop_rate", functional[0], unseen)
@@ -910,15 +898,19 @@ def check_drop_rate(
     )
 
 
-def check_no_output_dropout(model: nn.Module, x: torch.Tensor) -> CheckResult:
+def check_no_output_dropout(
+    model: nn.Module, batch: Any, *, output: Callable[[Any], torch.Tensor] | None = None
+) -> CheckResult:
     """Is the model's output produced by a dropout layer (dropout after the last layer)?
 
     Dropout belongs between hidden layers. Applied to the output, in training mode it sets a fraction
     ``p`` of the predictions to 0 and multiplies the rest by ``1/q``: a regression loss then compares the
     targets with corrupted predictions (and a classifier's logits are zeroed at random). How: one forward
-    pass on ``x`` in training mode; the check fails if a tensor of the model's output is the output of a
-    dropout layer with ``p > 0``, or of a functional dropout call in ``forward``, or a view of one (they
-    share storage). Modes, buffers and torch's global RNG are restored.
+    pass on the batch in training mode; the check fails if the model's prediction (the tensor that
+    ``output`` picks from what the model returns; by default the tensor itself, the first element of a
+    tuple, ``["logits"]`` or ``.logits``) is the output of a dropout layer with ``p > 0``, or of a
+    functional dropout call in ``forward``, or a view of one (they share storage). Modes, buffers and
+    torch's global RNG are restored.
 
     Example:
         >>> from dropoutlib.course.models import mlp
@@ -931,15 +923,15 @@ def check_no_output_dropout(model: nn.Module, x: torch.Tensor) -> CheckResult:
         FAIL no_output_dropout: the model's output is the output of the dropout layer '4' (Dropout, p=0.5)...
     """
     _check_model(model)
-    x = _check_x(x)
-    with _preserved(model, x):
+    batch = _batches.check_batch(batch)
+    with _preserved(model, batch):
         model.train()
-        sites, functional, outputs = _record_passes(model, x, passes=1, keep_storage=True)
+        sites, functional, outputs = _record_passes(model, batch, passes=1, keep_storage=True)
     dropout_calls = _dropout_calls(functional[0])
     if not dropout_layers(model) and not dropout_calls:
         return _no_layers("no_output_dropout", [], _unseen(model, functional[0]))
-    tensors = _output_tensors(outputs[0])
-    out_storages = {_storage(t) for t in tensors if t.numel() > 0}
+    prediction = _batches.pick(outputs[0], output, "check_no_output_dropout")
+    out_storages = {_storage(prediction)} if prediction.numel() > 0 else set()
     culprits = []
     for site in sites[0]:
         p = _configured_p(site.module)
@@ -968,23 +960,25 @@ def check_no_output_dropout(model: nn.Module, x: torch.Tensor) -> CheckResult:
 
 
 def check_mc_batchnorm(
-    model: nn.Module, x: torch.Tensor, predict: Callable[[nn.Module, torch.Tensor], Any]
+    model: nn.Module, batch: Any, predict: Callable[[nn.Module, Any], Any]
 ) -> CheckResult:
     """Does your Monte Carlo dropout prediction leave BatchNorm alone and restore the model's modes?
 
     Monte Carlo dropout averages several predictions with dropout switched on. Switching it on with
     ``model.train()`` also puts every BatchNorm layer in training mode: it then normalizes each pass with
-    the mean and variance of the batch ``x`` (a prediction depends on the other examples in the batch)
+    the mean and variance of the batch (a prediction depends on the other examples in the batch)
     and overwrites the running statistics learned in training. How: the model is put in evaluation mode
-    (as after training), ``predict(model, x)`` is called with forward pre-hooks on every BatchNorm
+    (as after training), ``predict(model, batch)`` is called with forward pre-hooks on every BatchNorm
     layer; the check fails if a BatchNorm layer ran in training mode, if its running statistics changed,
     or if ``predict`` left any submodule in a different mode than it found it. The message also notes
     when no dropout layer ran in training mode (then the "samples" do not vary). Afterwards the modes,
     buffers and torch's global RNG are restored, whatever ``predict`` did.
 
     Args:
-        model: any ``nn.Module``; x: a batch it accepts.
-        predict: your prediction function, called as ``predict(model, x)``; its result is not used.
+        model: any ``nn.Module``.
+        batch: a batch it accepts (a tensor, tuple or dict, see :func:`diagnose`).
+        predict: your prediction function, called as ``predict(model, batch)`` on a copy of the batch;
+            its result is not used.
 
     Example:
         >>> from dropoutlib.experiments.bugs import bn_mlp, careful_mc_predict, naive_mc_predict
@@ -997,10 +991,10 @@ def check_mc_batchnorm(
         FAIL mc_batchnorm: during predict, the BatchNorm layer '1' ran in training mode...
     """
     _check_model(model)
-    x = _check_x(x)
+    batch = _batches.check_batch(batch)
     if not callable(predict):
         raise TypeError(
-            "predict must be a callable predict(model, x), e.g. your Monte Carlo dropout function, "
+            "predict must be a callable predict(model, batch), e.g. your Monte Carlo dropout function, "
             f"got predict={predict!r} ({type(predict).__name__})"
         )
     norms = [(name, m) for name, m in model.named_modules() if isinstance(m, _BatchNorm)]
@@ -1008,7 +1002,7 @@ def check_mc_batchnorm(
     ran_training: dict[str, bool] = {}
     dropout_on: list[bool] = []
     handles = []
-    with _preserved(model, x):
+    with _preserved(model, batch):
         model.eval()
         before_modes = [(name, m.training) for name, m in model.named_modules()]
         before = {
@@ -1026,7 +1020,7 @@ def check_mc_batchnorm(
                 )
             for _, m in drops:
                 handles.append(m.register_forward_pre_hook(lambda mod, args: dropout_on.append(mod.training)))
-            predict(model, x.clone())  # a copy: predict (or an in-place first layer) may change it
+            predict(model, _batches.clone(batch))  # predict (or an in-place first layer) may change it
         finally:
             for handle in handles:
                 handle.remove()
@@ -1051,7 +1045,7 @@ def check_mc_batchnorm(
         kind = "layer" if len(in_training) == 1 else "layers"
         problems.append(
             f"during predict, the BatchNorm {kind} {_listed(in_training)} ran in training mode: each pass "
-            "normalized with the mean and variance of the batch x instead of the running statistics, so a "
+            "normalized with the mean and variance of the batch instead of the running statistics, so a "
             "prediction depends on the other examples in the batch"
         )
     if changed_stats:
@@ -1090,18 +1084,25 @@ def check_mc_batchnorm(
 
 def diagnose(
     model: nn.Module,
-    x: torch.Tensor,
+    batch: Any,
     *,
     expected_p: float | Mapping[str, float] | None = None,
-    predict: Callable[[nn.Module, torch.Tensor], Any] | None = None,
+    predict: Callable[[nn.Module, Any], Any] | None = None,
+    output: Callable[[Any], torch.Tensor] | None = None,
 ) -> Report:
-    """Run every check that applies to ``model`` on the batch ``x`` and return a :class:`Report`.
+    """Run every check that applies to ``model`` on ``batch`` and return a :class:`Report`.
+
+    ``batch`` is a tensor (called as ``model(batch)``), a tuple (``model(*batch)``) or a dict
+    (``model(**batch)``, the way Hugging Face models are called); every pass runs on a copy of it.
+    ``output`` picks the model's prediction from what it returns, for :func:`check_no_output_dropout`
+    (default: the tensor itself, the first element of a tuple, ``out["logits"]`` or ``out.logits``);
+    :func:`check_eval_deterministic` compares every tensor the model returns.
 
     In order: :func:`check_eval_deterministic`, :func:`check_masks_vary`, :func:`check_drop_rate`
     (with ``expected_p``), :func:`check_no_output_dropout`, and :func:`check_mc_batchnorm` when a
-    ``predict(model, x)`` function is given. :func:`check_eval_mode` is not run: a model is in training
+    ``predict(model, batch)`` function is given. :func:`check_eval_mode` is not run: a model is in training
     mode when built and during training, so its mode says something only at the moment you evaluate;
-    call that check there. The model's modes, parameters, buffers, torch's global RNG state and ``x``
+    call that check there. The model's modes, parameters, buffers, torch's global RNG state and the batch
     are left exactly as they were. A check with nothing to measure (the mask checks on a model without
     dropout layers, or whose only dropout is inside attention) reports SKIP, not PASS. Call
     :meth:`Report.raise_on_failure` to turn failures into an exception.
@@ -1123,19 +1124,20 @@ def diagnose(
         ['pass', 'skip', 'skip', 'skip']
     """
     _check_model(model)
-    x = _check_x(x)
+    batch = _batches.check_batch(batch)
+    output = _batches.check_output(output)
     if predict is not None and not callable(predict):
         raise TypeError(
-            f"predict must be None or a callable predict(model, x), got predict={predict!r} "
+            f"predict must be None or a callable predict(model, batch), got predict={predict!r} "
             f"({type(predict).__name__})"
         )
     _check_expected_p(expected_p, [name for name, _ in dropout_layers(model)])
     results = [
-        check_eval_deterministic(model, x),
-        check_masks_vary(model, x),
-        check_drop_rate(model, x, expected_p=expected_p),
-        check_no_output_dropout(model, x),
+        check_eval_deterministic(model, batch),
+        check_masks_vary(model, batch),
+        check_drop_rate(model, batch, expected_p=expected_p),
+        check_no_output_dropout(model, batch, output=output),
     ]
     if predict is not None:
-        results.append(check_mc_batchnorm(model, x, predict))
+        results.append(check_mc_batchnorm(model, batch, predict))
     return Report(tuple(results))

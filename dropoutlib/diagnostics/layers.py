@@ -5,7 +5,6 @@ from __future__ import annotations
 import numbers
 from typing import Any
 
-import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.dropout import _DropoutNd
@@ -116,11 +115,3 @@ def _check_model(model: Any) -> nn.Module:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got model={model!r} ({type(model).__name__})")
     return model
-
-
-def _check_x(x: Any) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"x must be a torch.Tensor (a batch of inputs), got x of type {type(x).__name__}")
-    if x.numel() == 0:
-        raise ValueError(f"x must hold at least one input, got an empty tensor of shape {tuple(x.shape)}")
-    return x

@@ -196,7 +196,7 @@ def test_masks_vary_says_when_a_batch_is_too_small_to_tell():
     model = ReusedMaskMLP(8, 4, 3, p=0.5, reuse="steps")
     result = check_masks_vary(model, x_for(n=1))
     assert result.passed
-    assert "too few nonzero inputs" in result.message and "use a larger x" in result.message
+    assert "too few nonzero inputs" in result.message and "use a larger batch" in result.message
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -223,7 +223,7 @@ def test_eval_deterministic_fires_on_functional_dropout_without_training():
     assert_fires(
         result,
         "eval_deterministic",
-        "two forward passes on the same x differ",
+        "two forward passes on the same batch differ",
         "2 calls of torch.nn.functional.dropout",
         "training=self.training",
     )
@@ -580,7 +580,7 @@ def test_noise_that_zeroes_no_units_is_skipped_not_misread(layer):
         (
             lambda: check_eval_deterministic(nn.Linear(2, 2), [[1.0, 2.0]]),
             TypeError,
-            "x must be a torch.Tensor",
+            "batch must be a torch.Tensor",
         ),
         (lambda: check_masks_vary(nn.Linear(2, 2), torch.ones(0, 2)), ValueError, r"shape \(0, 2\)"),
         (lambda: check_masks_vary(nn.Linear(2, 2), torch.ones(1, 2), calls=1), ValueError, "calls=1"),
