@@ -6,7 +6,9 @@ batch and the RNG as they were, and a planted bug of each kind is caught by the 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import torch
@@ -63,12 +65,9 @@ def images(n: int = 32) -> torch.Tensor:
     return torch.randn(n, 3, 32, 32, generator=torch.Generator().manual_seed(0))
 
 
-def head_of(model: nn.Module) -> tuple[nn.Module, str]:
-    """The module holding the model's last layer, and that layer's attribute name."""
-    for owner, name in (("", "head"), ("", "classifier"), ("", "lm_head")):
-        if isinstance(getattr(model, name, None), nn.Module):
-            return model, name
-    raise AssertionError(f"no head found on {type(model).__name__}")
+def head_name(model: nn.Module) -> str:
+    """The attribute that holds the model's last layer."""
+    return next(name for name in ("head", "classifier", "lm_head") if hasattr(model, name))
 
 
 # name: (builder, batch)
@@ -104,7 +103,7 @@ def test_the_correct_model_passes_and_is_left_as_it_was(name):
     build, make_batch = ZOO[name]
     torch.manual_seed(0)
     model, batch = build().eval(), make_batch()
-    model.blocks[0].train() if hasattr(model, "blocks") else None  # a mixed state is restored too
+    next(model.children()).train()  # a mixed state of modes is restored too
     modes = [m.training for m in model.modules()]
     state = {key: t.clone() for key, t in model.state_dict().items()}
     saved = [(t.clone(), t._version) for t in tensors_of(batch)]
@@ -115,7 +114,8 @@ def test_the_correct_model_passes_and_is_left_as_it_was(name):
     ), str(report)
     assert [m.training for m in model.modules()] == modes
     assert all(torch.equal(t, state[key]) for key, t in model.state_dict().items())
-    assert all(torch.equal(t, old) and t._version == v for t, (old, v) in zip(tensors_of(batch), saved))
+    for t, (old, version) in zip(tensors_of(batch), saved, strict=True):
+        assert torch.equal(t, old) and t._version == version
     assert torch.equal(torch.random.get_rng_state(), rng)
 
 
@@ -152,8 +152,8 @@ def test_dropout_on_the_output_is_caught(name):
     build, make_batch = ZOO[name]
     torch.manual_seed(0)
     model = build()
-    owner, attribute = head_of(model)
-    setattr(owner, attribute, nn.Sequential(getattr(owner, attribute), nn.Dropout(0.1)))
+    head = head_name(model)
+    setattr(model, head, nn.Sequential(getattr(model, head), nn.Dropout(0.1)))
     report = diagnose(model, make_batch())
     assert [result.name for result in report.failures] == ["no_output_dropout"], str(report)
 
@@ -181,3 +181,30 @@ def test_a_zoo_model_with_every_dropout_at_zero_skips_the_mask_checks():
     report = diagnose(zoo.bert_classifier(dropout=0.0), text())
     assert statuses(report)["eval_deterministic"] == "pass"
     assert statuses(report)["masks_vary"] == "skip", str(report)
+
+
+def readme_blocks(*needles: str) -> list[str]:
+    text = (Path(__file__).parents[2] / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    return [next(b for b in blocks if needle in b) for needle in needles]
+
+
+def test_the_readme_hugging_face_examples_run(monkeypatch, capsys):
+    """The README's diagnose and mc_predict blocks, with from_pretrained giving a zoo BERT (offline)."""
+    import transformers
+
+    def tokenize(texts, **options):
+        tokens = ids(n=len(texts), length=6, vocab=100)
+        return transformers.BatchEncoding({"input_ids": tokens, "attention_mask": torch.ones_like(tokens)})
+
+    monkeypatch.setattr(transformers.AutoModelForSequenceClassification, "from_pretrained",
+                        lambda name, num_labels: zoo.bert_classifier(classes=num_labels))
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", lambda name: tokenize)
+    diagnose_block, mc_block = readme_blocks("diagnose(model, batch)", "mc_predict(model, batch")
+    namespace: dict = {}
+    exec(diagnose_block, namespace)
+    printed = capsys.readouterr().out
+    assert printed.count("PASS") == 4 and "scaled_dot_product_attention" in printed
+    exec(mc_block, namespace)
+    assert namespace["pred"].mean.shape == (2, 2)
+    assert float(namespace["pred"].mutual_information.max()) > 0
