@@ -46,6 +46,7 @@ from dropoutlib import _batches
 from dropoutlib._modes import restored_modes
 from dropoutlib._validation import check_choice, check_positive_int
 from dropoutlib.diagnostics import dropout_layers
+from dropoutlib.diagnostics.layers import _is_stochastic_depth
 
 __all__ = [
     "CalibrationBins",
@@ -174,17 +175,11 @@ class MCPrediction:
         return MCPrediction(self.samples[:t], self.task)
 
 
-#: Class names of stochastic-depth layers from other libraries: timm's ``DropPath`` and ``DropBlock2d``,
-#: torchvision's ``StochasticDepth``; they follow their ``training`` flag like dropout does.
-_STOCHASTIC_DEPTH_NAMES = ("DropPath", "StochasticDepth")
-_STOCHASTIC_DEPTH_PREFIXES = ("DropBlock",)
-
-
-def _is_stochastic_depth(module: nn.Module) -> bool:
-    return any(
-        cls.__name__ in _STOCHASTIC_DEPTH_NAMES or cls.__name__.startswith(_STOCHASTIC_DEPTH_PREFIXES)
-        for cls in type(module).__mro__
-    )
+def _is_stochastic(module: nn.Module) -> bool:
+    """Stochastic depth (timm's ``DropPath``, torchvision's ``StochasticDepth``) or timm's ``DropBlock*``,
+    recognised by class name (of the class or a base class); they follow their ``training`` flag."""
+    block = any(cls.__name__.startswith("DropBlock") for cls in type(module).__mro__)
+    return block or _is_stochastic_depth(module)
 
 
 def _has_attention_dropout(module: nn.Module) -> bool:
@@ -222,7 +217,7 @@ def stochastic_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
         for name, module in model.named_modules()
         if id(module) in listed
         or getattr(type(module), "dropout_variant", False) is True
-        or _is_stochastic_depth(module)
+        or _is_stochastic(module)
         or _has_attention_dropout(module)
     ]
 

@@ -6,6 +6,8 @@
   :func:`~dropoutlib.course.train.evaluate`.
 - :mod:`~dropoutlib.course.batched`: many small MLPs trained as one batched model (chapter 8's sweeps).
 - :mod:`~dropoutlib.course.stats`: paired differences over seeds and their standard errors.
+- :mod:`~dropoutlib.course.zoo`: small transformers (``nn.TransformerEncoder``, Hugging Face BERT and
+  GPT-2), a timm ViT and a torchvision EfficientNet, from configs with random weights (chapters 11, 12).
 - :mod:`~dropoutlib.course.seeding`, :mod:`~dropoutlib.course.plots`, :mod:`~dropoutlib.course.book`:
   seeds, the house style of the figures, and MyST-NB ``glue`` for the book.
 

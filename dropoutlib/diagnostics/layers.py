@@ -41,7 +41,7 @@ def _is_dropout_layer(module: nn.Module) -> bool:
 def _is_stochastic_depth(module: nn.Module) -> bool:
     """A stochastic-depth layer (by class name): it drops whole examples, or with torchvision's
     ``mode="batch"`` the whole batch, rather than single units."""
-    return any(word in type(module).__name__ for word in _STOCHASTIC_DEPTH_NAMES)
+    return any(word in cls.__name__ for cls in type(module).__mro__ for word in _STOCHASTIC_DEPTH_NAMES)
 
 
 def _knows_its_inplace(module: nn.Module) -> bool:
