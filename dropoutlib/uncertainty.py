@@ -266,6 +266,48 @@ def _seeded(seed: int | None, cuda: list[int]) -> Iterator[None]:
         yield
 
 
+def _uncalled_dropout_parents(
+    model: nn.Module, layers: list[tuple[str, nn.Module]], called: set[int]
+) -> list[nn.Module]:
+    """The modules that own a dropout layer with a nonzero rate that the forward pass did not call.
+
+    Such a module reads its child's rate and applies the dropout itself, gated by its *own* ``training``
+    flag: Hugging Face's attention modules pass ``self.dropout.p`` to
+    ``F.scaled_dot_product_attention`` (or to ``F.dropout``) only when ``self.training`` is set."""
+    modules = dict(model.named_modules())
+    parents = []
+    for name, layer in layers:
+        rate = _configured_rate(layer)
+        if id(layer) not in called and (rate is None or rate > 0) and name:
+            parent = modules[name.rpartition(".")[0]]
+            if all(parent is not seen for seen in parents):
+                parents.append(parent)
+    return parents
+
+
+def _passes(
+    model: nn.Module, batch: Any, samples: int, layers: list[tuple[str, nn.Module]], output: Any
+) -> list[torch.Tensor]:
+    """The ``samples`` outputs, the model already in its sampling modes. Forward pre-hooks record which
+    dropout layers are called; when the first pass leaves some uncalled, their owners' own flags are
+    switched on (see :func:`_uncalled_dropout_parents`) and the first pass is run again. The hooks stay
+    on for every pass, so that all passes take the same path (a hook can turn a fused path off)."""
+    called: set[int] = set()
+    handles = [layer.register_forward_pre_hook(lambda m, args: called.add(id(m))) for _, layer in layers]
+    try:
+        first = _batches.pick(_batches.call(model, batch), output, "mc_predict")
+        owners = _uncalled_dropout_parents(model, layers, called)
+        for owner in owners:
+            owner.training = True  # its own flag only: its children keep their modes
+        if owners:
+            first = _batches.pick(_batches.call(model, batch), output, "mc_predict")
+        rest = [_batches.pick(_batches.call(model, batch), output, "mc_predict") for _ in range(samples - 1)]
+    finally:
+        for handle in handles:
+            handle.remove()
+    return [first, *rest]
+
+
 def mc_predict(
     model: nn.Module,
     batch: Any,
@@ -281,8 +323,11 @@ def mc_predict(
     does not update them), then the layers of :func:`stochastic_layers` go into training mode, and the
     passes run under ``torch.no_grad()``. The ``nn.TransformerEncoderLayer`` modules go into training
     mode too: in evaluation mode PyTorch runs them through a fused kernel that skips their dropout
-    layers (their flag decides nothing else). Every module's ``training`` flag is restored afterwards,
-    also when a forward pass raises.
+    layers (their flag decides nothing else). A dropout layer that the first pass does not call is read,
+    not run, by the module that owns it, which applies the dropout itself when its own flag is set
+    (Hugging Face's attention passes ``self.dropout.p`` to ``F.scaled_dot_product_attention`` only when
+    ``self.training``): that owner's flag is switched on too (not its children's) and the first pass run
+    again. Every module's ``training`` flag is restored afterwards, also when a forward pass raises.
 
     Each pass gets its own copy of the batch, so a layer that writes in place (a first
     ``nn.Dropout(inplace=True)``) changes neither the caller's tensors nor the next pass's input; the
@@ -349,7 +394,7 @@ def mc_predict(
         model.eval()
         for module in (*fused, *(layer for _, layer in layers)):
             module.train()
-        raw = [_batches.pick(_batches.call(model, batch), output, "mc_predict") for _ in range(samples)]
+        raw = _passes(model, batch, samples, layers, output)
     rates = [_configured_rate(layer) for _, layer in layers]
     may_drop = any(rate is None or rate > 0 for rate in rates)
     if samples > 1 and may_drop and raw[0].numel() and all(torch.equal(raw[0], out) for out in raw[1:]):

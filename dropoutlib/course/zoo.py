@@ -185,10 +185,27 @@ def efficientnet(classes: int = 10, stochastic_depth: float = 0.2, dropout: floa
 
     Its blocks end in ``StochasticDepth`` (rate growing to ``stochastic_depth`` over the blocks) and its
     classifier starts with ``nn.Dropout(dropout)``. Input: images ``(batch, 3, H, W)``, 32×32 is enough.
+    BatchNorm's running statistics are set from random images (see the code), so that the logits in
+    evaluation mode have the scale of a trained model's; the model is returned in training mode.
     """
     check_probability(stochastic_depth, "stochastic_depth")
     check_probability(dropout, "dropout")
     torchvision = import_torchvision()
-    return torchvision.models.efficientnet_b0(
+    model = torchvision.models.efficientnet_b0(
         weights=None, num_classes=classes, stochastic_depth_prob=stochastic_depth, dropout=dropout
     )
+    # BatchNorm's initial statistics (mean 0, variance 1) shrink the evaluation-mode activations of the
+    # untrained network to about 1e-14 by the logits, so every softmax is uniform. Two training-mode
+    # passes on random images give it statistics of the scale a trained model has.
+    images = torch.randn(32, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.momentum = None  # a cumulative average over the passes
+        model.train()
+        for _ in range(2):
+            model(images)
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.momentum = 0.1
+    return model

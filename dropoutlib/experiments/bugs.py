@@ -96,6 +96,11 @@ __all__ = [
     "reused_mask_effect",
     "shrinkage",
     "steps_claims",
+    "called_dropout_layers",
+    "token_batch",
+    "transformer_claims",
+    "transformer_diagnosis",
+    "TransformerDiagnosis",
     "FunctionalDropoutMLP",
     "KeepProbDropout",
     "KeepProbEffect",
@@ -1301,5 +1306,128 @@ def diagnose_claims(fired: Mapping[str, list[str]], report: Any) -> list[Claim]:
     failures = [result.name for result in report.failures]
     claims.append(
         Claim("a correct model passes every check", report.passed, f"failed: {', '.join(failures) or 'none'}")
+    )
+    return claims
+
+
+# --- diagnose on transformers ---------------------------------------------------------------------
+
+
+def token_batch(
+    n: int = 16, length: int = 16, vocab: int = 32, seed: int = 0
+) -> torch.Tensor:
+    """Random token ids ``(n, length)`` in ``[1, vocab)``, from a generator seeded with ``seed``."""
+    generator = torch.Generator().manual_seed(check_seed(seed))
+    return torch.randint(1, vocab, (n, length), generator=generator)
+
+
+def called_dropout_layers(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> list[str]:
+    """The names of the dropout layers (:func:`~dropoutlib.diagnostics.dropout_layers`) that one
+    training-mode pass ``model(**batch)`` calls; modes and torch's RNG are restored."""
+    from dropoutlib.diagnostics import dropout_layers
+
+    called: list[str] = []
+    handles = [
+        module.register_forward_hook(lambda *_, name=name: called.append(name))
+        for name, module in dropout_layers(model)
+    ]
+    try:
+        with restored_modes(model), torch.random.fork_rng(), torch.no_grad():
+            model.train()(**batch)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return list(dict.fromkeys(called))
+
+
+@dataclass
+class TransformerDiagnosis:
+    """What :func:`transformer_diagnosis` found.
+
+    Attributes:
+        encoder: the :class:`~dropoutlib.diagnostics.Report` of ``zoo.char_transformer()``.
+        bert: the report of ``zoo.bert_classifier()`` on a dict batch.
+        planted: the report of the same BERT with ``nn.Dropout(p)`` appended to its classifier.
+        bert_layers: the names of BERT's dropout layers (found by type and name).
+        bert_called: those that a training-mode forward pass calls.
+    """
+
+    encoder: Any
+    bert: Any
+    planted: Any
+    bert_layers: list[str]
+    bert_called: list[str]
+
+
+def transformer_diagnosis(seed: int = 0, p: float = 0.1) -> TransformerDiagnosis:
+    """Run :func:`~dropoutlib.diagnose` on the zoo's transformer and BERT, and on a BERT with a bug.
+
+    Each model is built right after ``seed_everything(seed)`` with dropout ``p`` everywhere; the batches
+    are 16 random sequences of 16 tokens (seeded with ``seed``), the last 4 tokens of 4 of BERT's
+    sequences padded. The bug: ``nn.Dropout(p)`` appended after BERT's classifier.
+    """
+    from dropoutlib.course import zoo
+    from dropoutlib.diagnostics import diagnose, dropout_layers
+
+    seed = check_seed(seed)
+    p = check_probability(p, "p")
+    seed_everything(seed)
+    encoder = diagnose(zoo.char_transformer(dropout=p), token_batch(seed=seed))
+    tokens = token_batch(vocab=100, seed=seed)
+    mask = torch.ones_like(tokens)
+    mask[:4, 12:] = 0
+    batch = {"input_ids": tokens, "attention_mask": mask}
+    seed_everything(seed)
+    bert = zoo.bert_classifier(dropout=p)
+    layers = [name for name, _ in dropout_layers(bert)]
+    called = called_dropout_layers(bert, batch)
+    report = diagnose(bert, batch)
+    bert.classifier = nn.Sequential(bert.classifier, nn.Dropout(p))
+    planted = diagnose(bert, batch)
+    return TransformerDiagnosis(encoder, report, planted, layers, called)
+
+
+def transformer_claims(d: TransformerDiagnosis) -> list[Claim]:
+    """``diagnose`` on transformers: correct models pass, attention dropout is named, the bug is caught.
+
+    The transformer and BERT fail no check and measure masks (``masks_vary`` and ``drop_rate`` PASS,
+    not SKIP); their attention dropout is named as not measured (``MultiheadAttention``,
+    ``scaled_dot_product_attention``); BERT's forward pass calls fewer dropout layers than it holds
+    (its attention-probability ``Dropout`` is handed to SDPA); and on the BERT with dropout after its
+    classifier exactly ``no_output_dropout`` fails.
+    """
+
+    def status(report: Any, name: str) -> str:
+        return next(r.status for r in report.results if r.name == name)
+
+    claims = []
+    for label, report, unseen in (
+        ("the transformer", d.encoder, "MultiheadAttention"),
+        ("BERT", d.bert, "scaled_dot_product_attention"),
+    ):
+        failed = [r.name for r in report.failures]
+        claims.append(Claim(f"{label} fails no check", not failed, f"failed: {', '.join(failed) or 'none'}"))
+        measured = [status(report, name) for name in ("masks_vary", "drop_rate")]
+        claims.append(
+            Claim(f"{label}: masks read and measured", measured == ["pass", "pass"], ", ".join(measured))
+        )
+        text = str(report)
+        claims.append(
+            Claim(
+                f"{label}: its attention dropout is named as not measured",
+                unseen in text and "is not measured" in text,
+                f"{unseen!r} {'named' if unseen in text else 'not named'}",
+            )
+        )
+    claims.append(
+        below("BERT calls fewer dropout layers than it holds", len(d.bert_called), len(d.bert_layers))
+    )
+    failed = [r.name for r in d.planted.failures]
+    claims.append(
+        Claim(
+            "dropout after BERT's classifier: exactly no_output_dropout fails",
+            failed == ["no_output_dropout"],
+            f"failed: {', '.join(failed) or 'none'}",
+        )
     )
     return claims

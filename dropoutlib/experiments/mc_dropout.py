@@ -72,6 +72,12 @@ from dropoutlib.uncertainty import (
 )
 
 __all__ = [
+    "attention_dropout_only",
+    "hand_rolled_mc",
+    "fast_path_trap",
+    "fast_path_claims",
+    "distinct_passes",
+    "FastPathTrap",
     "BN_CALLS",
     "ERROR_GAP",
     "FAILING_CALL",
@@ -1046,5 +1052,146 @@ def passes_claims(curve: PassesCurve) -> list[Claim]:
             "with one pass there is nothing to disagree",
             bool((single == 0).all()),
             f"largest MI at T = 1: {single.max():.4g} = 0",
+        ),
+    ]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Transformers: the fused fast path that skips dropout, and a Hugging Face model
+
+
+def distinct_passes(samples: torch.Tensor) -> int:
+    """How many of the passes ``samples[t]`` differ from each other (``torch.equal``: to the last bit).
+
+    Example:
+        >>> distinct_passes(torch.tensor([[1.0], [1.0], [2.0]]))
+        2
+    """
+    unique: list[torch.Tensor] = []
+    for sample in samples:
+        if not any(torch.equal(sample, seen) for seen in unique):
+            unique.append(sample)
+    return len(unique)
+
+
+def hand_rolled_mc(model: nn.Module, batch: Any, samples: int, *, grad: bool = False) -> MCPrediction:
+    """The MC loop that works on an MLP: evaluation mode, every ``nn.Dropout`` back in training mode,
+    ``samples`` passes (under ``torch.no_grad()`` unless ``grad``), softmax; the model ends in evaluation
+    mode. ``batch`` is a tensor, or a dict passed as ``model(**batch)``.
+
+    Example:
+        >>> model = mlp(4, [16], 3, p=0.5)
+        >>> distinct_passes(hand_rolled_mc(model, torch.randn(2, 4), 5).samples)
+        5
+    """
+    samples = check_positive_int(samples, "samples")
+    model.eval()
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.train()
+    try:
+        with torch.set_grad_enabled(grad):
+            outs = [model(**batch) if isinstance(batch, dict) else model(batch) for _ in range(samples)]
+            logits = [getattr(out, "logits", out).detach().float() for out in outs]
+    finally:
+        model.eval()
+    return MCPrediction(torch.stack([torch.softmax(t, dim=-1) for t in logits]))
+
+
+@dataclass(frozen=True)
+class FastPathTrap:
+    """Distinct passes (of ``passes``) and the largest mutual information (nats) of three MC recipes on
+    one transformer in evaluation mode: the hand-rolled loop under ``no_grad``, the same loop with
+    gradients on, and ``mc_predict``; ``restored``: every module's mode after ``mc_predict`` as before."""
+
+    passes: int
+    no_grad: int
+    with_grad: int
+    mc: int
+    mi_no_grad: float
+    mi_mc: float
+    restored: bool
+
+
+def fast_path_trap(model: nn.Module, batch: Any, passes: int = 8, seed: int = 0) -> FastPathTrap:
+    """Run the three recipes of :class:`FastPathTrap` on ``model`` (left in evaluation mode).
+
+    Example:
+        >>> from dropoutlib.course import zoo
+        >>> trap = fast_path_trap(zoo.char_transformer(dropout=0.3), torch.randint(0, 32, (4, 8)), 4)
+        >>> trap.no_grad, trap.with_grad, trap.mc
+        (1, 4, 4)
+    """
+    passes = check_positive_int(passes, "passes")
+    seed_everything(check_seed(seed))
+    no_grad = hand_rolled_mc(model, batch, passes)
+    with_grad = hand_rolled_mc(model, batch, passes, grad=True)
+    modes = [m.training for m in model.modules()]
+    with torch.no_grad():
+        mc = mc_predict(model, batch, passes, seed=seed)
+    restored = modes == [m.training for m in model.modules()]
+    return FastPathTrap(
+        passes, distinct_passes(no_grad.samples), distinct_passes(with_grad.samples),
+        distinct_passes(mc.samples), float(no_grad.mutual_information.max()),
+        float(mc.mutual_information.max()), restored,
+    )
+
+
+def attention_dropout_only(model: nn.Module) -> nn.Module:
+    """Set every ``nn.Dropout`` of a Hugging Face BERT to ``p = 0`` but those of its attention
+    (``...attention.self.dropout``, whose ``p`` the attention reads and applies itself); returns it.
+
+    Example:
+        >>> from dropoutlib.course import zoo
+        >>> model = attention_dropout_only(zoo.bert_classifier(dropout=0.2))
+        >>> sorted({m.p for m in model.modules() if isinstance(m, nn.Dropout)})
+        [0.0, 0.2]
+    """
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Dropout) and not name.endswith("attention.self.dropout"):
+            module.p = 0.0
+    return model
+
+
+def fast_path_claims(trap: FastPathTrap, bert: FastPathTrap, attention: FastPathTrap) -> list[Claim]:
+    """The trap on ``nn.TransformerEncoder`` (``trap``), and ``mc_predict`` on BERT with every dropout
+    (``bert``) and with its attention dropout only (``attention``).
+
+    Example:
+        >>> ok = FastPathTrap(8, 1, 8, 8, 0.0, 0.1, True)
+        >>> bert, attention = FastPathTrap(8, 8, 8, 8, 0.1, 0.1, True), ok
+        >>> [c.holds for c in fast_path_claims(ok, bert, attention)]
+        [True, True, True, True, True, True]
+    """
+    return [
+        Claim(
+            "under no_grad the hand-rolled loop's passes are all identical",
+            trap.no_grad == 1 and trap.mi_no_grad == 0.0,
+            f"{trap.no_grad} distinct of {trap.passes}, largest MI {trap.mi_no_grad:.3g}",
+        ),
+        Claim(
+            "with gradients on, the same loop's passes differ (the fused path needs no_grad)",
+            trap.with_grad == trap.passes,
+            f"{trap.with_grad} distinct of {trap.passes}",
+        ),
+        Claim(
+            "mc_predict's passes differ and measure disagreement",
+            trap.mc == trap.passes and trap.mi_mc > 0,
+            f"{trap.mc} distinct of {trap.passes}, largest MI {trap.mi_mc:.3g}",
+        ),
+        Claim(
+            "mc_predict gives every module its mode back",
+            trap.restored and bert.restored and attention.restored,
+            f"transformer: {trap.restored}, BERT: {bert.restored}, {attention.restored}",
+        ),
+        Claim(
+            "on BERT with a dict batch, mc_predict's passes differ",
+            bert.mc == bert.passes and bert.mi_mc > 0,
+            f"{bert.mc} distinct of {bert.passes}, largest MI {bert.mi_mc:.3g}",
+        ),
+        Claim(
+            "with only BERT's attention dropout, the hand-rolled loop sees none and mc_predict does",
+            attention.no_grad == 1 and attention.mc == attention.passes,
+            f"hand-rolled: {attention.no_grad} distinct, mc_predict: {attention.mc} of {attention.passes}",
         ),
     ]

@@ -26,6 +26,8 @@ from dropoutlib.experiments.bugs import (
     output_dropout_effect,
     reused_mask_effect,
     steps_claims,
+    transformer_claims,
+    transformer_diagnosis,
 )
 
 SEEDS = [0, 1, 2, 3, 4]
@@ -66,3 +68,9 @@ def test_output_dropout_shrinks_regression_predictions_by_q(seed):
 @pytest.mark.parametrize("seed", SEEDS)
 def test_naive_mc_dropout_depends_on_the_batch_and_corrupts_batchnorm(seed):
     check(mc_batchnorm_claims(mc_batchnorm_effect(seed)))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_diagnose_on_transformers_names_attention_dropout_and_catches_the_bug(seed):
+    pytest.importorskip("transformers")
+    check(transformer_claims(transformer_diagnosis(seed)))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -18,6 +20,9 @@ from dropoutlib.experiments.bugs import (
     output_dropout_effect,
     reused_mask_effect,
     shrinkage,
+    token_batch,
+    transformer_claims,
+    transformer_diagnosis,
 )
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -176,3 +181,38 @@ def test_mc_batchnorm_effect_leaves_the_trained_model_intact(digits):
 def test_mc_batchnorm_effect_rejects_bad_arguments(digits, kwargs, message):
     with pytest.raises(ValueError, match=message):
         mc_batchnorm_effect(0, epochs=1, data=digits, **kwargs)
+
+
+# --- diagnose on transformers --------------------------------------------------------------------
+
+
+def test_token_batch_is_seeded_and_in_range():
+    a, b = token_batch(seed=3), token_batch(seed=3)
+    assert a.shape == (16, 16) and torch.equal(a, b)
+    assert int(a.min()) >= 1 and int(a.max()) < 32
+    assert not torch.equal(a, token_batch(seed=4))
+
+
+def test_transformer_diagnosis_finds_what_the_chapter_says():
+    pytest.importorskip("transformers")
+    d = transformer_diagnosis(0)
+    assert len(d.bert_layers) == 8 and len(d.bert_called) == 6
+    assert all(".attention.self." not in name for name in d.bert_called)
+    assert [r.status for r in d.planted.results] == ["pass", "pass", "pass", "fail"]
+    assert all(c.holds for c in transformer_claims(d))
+
+
+def test_transformer_claims_fail_when_the_bug_is_missed_or_the_attention_is_not_named():
+    pytest.importorskip("transformers")
+    d = transformer_diagnosis(0)
+    missed = dataclasses.replace(d, planted=d.bert)
+    assert not transformer_claims(missed)[-1].holds
+    # a report that names SDPA, not MultiheadAttention, for the transformer
+    unnamed = dataclasses.replace(d, encoder=d.bert)
+    assert not transformer_claims(unnamed)[2].holds
+    assert all(c.holds for c in transformer_claims(d))
+
+
+def test_transformer_diagnosis_rejects_a_bad_p():
+    with pytest.raises(ValueError, match="p"):
+        transformer_diagnosis(0, p=1.5)

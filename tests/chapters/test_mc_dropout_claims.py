@@ -13,13 +13,18 @@ import functools
 
 import numpy as np
 import pytest
+import torch
 
+from dropoutlib.course import zoo
 from dropoutlib.course.claims import check
 from dropoutlib.course.data import load_digits
 from dropoutlib.experiments.mc_dropout import (
+    attention_dropout_only,
     calibration_claims,
     calibration_experiment,
     digit_pixels,
+    fast_path_claims,
+    fast_path_trap,
     mixed_calibration_claims,
     ood_claims,
     ood_sets,
@@ -88,3 +93,17 @@ def test_how_many_passes(seed):
     data = load_digits(seed=seed)
     curve = passes_experiment(model(seed), data.x_test, data.y_test, PASSES, repeats=10, seed=seed)
     check(passes_claims(curve))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_fast_path_claims(seed):
+    """The fast-path trap and BERT's attention dropout, for other weights, tokens and masks."""
+    pytest.importorskip("transformers")
+    torch.manual_seed(seed)
+    tokens = torch.randint(0, 32, (8, 16))
+    trap = fast_path_trap(zoo.char_transformer(dropout=0.1), tokens, passes=8, seed=seed)
+    ids = torch.randint(1, 100, (8, 16))
+    text = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    bert = fast_path_trap(zoo.bert_classifier(), text, passes=8, seed=seed)
+    attention = fast_path_trap(attention_dropout_only(zoo.bert_classifier()), text, passes=8, seed=seed)
+    check(fast_path_claims(trap, bert, attention))

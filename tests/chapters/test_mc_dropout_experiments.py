@@ -12,12 +12,17 @@ import pytest
 import torch
 
 from dropoutlib.course.data import load_digits
+from dropoutlib.course.models import mlp
 from dropoutlib.experiments.mc_dropout import (
     MAX_PIXEL,
     OOD_SETS,
+    FastPathTrap,
     auroc,
     calibration_experiment,
     digit_pixels,
+    distinct_passes,
+    fast_path_claims,
+    hand_rolled_mc,
     invert_digits,
     noise_images,
     ood_sets,
@@ -239,3 +244,23 @@ def test_plot_reliability_draws_the_diagonal_and_one_point_per_filled_bin():
     plot_reliability(ax, bins, "model", "C0")
     assert len(ax.lines) == 2 and len(ax.collections[0].get_offsets()) == 3
     plt.close(fig)
+
+
+def test_fast_path_claims_fail_when_the_recipes_behave_otherwise():
+    good = FastPathTrap(8, 1, 8, 8, 0.0, 0.1, True)
+    bert = FastPathTrap(8, 8, 8, 8, 0.1, 0.1, True)
+    assert all(c.holds for c in fast_path_claims(good, bert, good))
+    trapped_mc = FastPathTrap(8, 1, 8, 1, 0.0, 0.0, True)  # mc_predict fell into the trap too
+    assert not fast_path_claims(trapped_mc, bert, good)[2].holds
+    no_trap = FastPathTrap(8, 8, 8, 8, 0.1, 0.1, True)  # the fused kernel was not taken
+    assert not fast_path_claims(no_trap, bert, good)[0].holds
+    assert not fast_path_claims(good, bert, FastPathTrap(8, 1, 8, 1, 0.0, 0.0, True))[5].holds
+    assert not fast_path_claims(good, bert, FastPathTrap(8, 1, 8, 8, 0.0, 0.1, False))[3].holds
+
+
+def test_hand_rolled_mc_varies_on_an_mlp_and_refuses_bad_samples():
+    model = mlp(4, [16], 3, p=0.5)
+    assert distinct_passes(hand_rolled_mc(model, torch.randn(2, 4), 4).samples) == 4
+    assert not model.training
+    with pytest.raises(ValueError, match="samples"):
+        hand_rolled_mc(model, torch.randn(2, 4), 0)

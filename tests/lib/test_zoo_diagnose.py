@@ -7,13 +7,13 @@ batch and the RNG as they were, and a planted bug of each kind is caught by the 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from zoo_cases import ZOO, ids, images, tensors_of, text
 
 from dropoutlib.course import zoo
 from dropoutlib.diagnostics import Report, diagnose
@@ -50,52 +50,13 @@ class FrozenMaskDropout(nn.Module):
         return x * self.masks[key]
 
 
-def ids(n: int = 16, length: int = 16, vocab: int = 32, seed: int = 0) -> torch.Tensor:
-    return torch.randint(1, vocab, (n, length), generator=torch.Generator().manual_seed(seed))
-
-
-def text(vocab: int = 100) -> dict[str, torch.Tensor]:
-    tokens = ids(vocab=vocab)
-    mask = torch.ones_like(tokens)
-    mask[:4, 12:] = 0  # some padded sequences
-    return {"input_ids": tokens, "attention_mask": mask}
-
-
-def images(n: int = 32) -> torch.Tensor:
-    return torch.randn(n, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-
-
 def head_name(model: nn.Module) -> str:
     """The attribute that holds the model's last layer."""
     return next(name for name in ("head", "classifier", "lm_head") if hasattr(model, name))
 
 
-# name: (builder, batch)
-ZOO: dict[str, tuple[Callable[[], nn.Module], Callable[[], object]]] = {
-    "nn.TransformerEncoder": (lambda: zoo.char_transformer(dropout=0.1), lambda: ids()),
-    "nn.TransformerEncoder, tuple batch": (
-        lambda: zoo.char_transformer(dropout=0.1),
-        lambda: (ids(), torch.zeros(16, 16, dtype=torch.bool)),
-    ),
-    "BERT (SDPA attention)": (lambda: zoo.bert_classifier(), text),
-    "BERT (eager attention)": (lambda: zoo.bert_classifier(attention="eager"), text),
-    "GPT-2": (lambda: zoo.gpt2_lm(), lambda: {"input_ids": ids(vocab=100)}),
-    "timm ViT, drop_path_rate=0.1": (lambda: zoo.vit(), images),
-    "torchvision EfficientNet-B0": (lambda: zoo.efficientnet(), images),
-    "BERT in bfloat16": (lambda: zoo.bert_classifier().to(torch.bfloat16), text),
-    "nn.TransformerEncoder in bfloat16": (lambda: zoo.char_transformer().to(torch.bfloat16), lambda: ids()),
-}
-
-
 def statuses(report: Report) -> dict[str, str]:
     return {result.name: result.status for result in report.results}
-
-
-def tensors_of(batch: object) -> list[torch.Tensor]:
-    if isinstance(batch, torch.Tensor):
-        return [batch]
-    values = batch.values() if isinstance(batch, dict) else batch
-    return [t for t in values if isinstance(t, torch.Tensor)]
 
 
 @pytest.mark.parametrize("name", list(ZOO))
