@@ -103,20 +103,25 @@ class CharTransformer(nn.Module):
 def char_transformer(
     vocab: int = 32, width: int = 32, heads: int = 2, layers: int = 2, classes: int = 3, dropout: float = 0.1
 ) -> CharTransformer:
-    """A :class:`CharTransformer` with random weights (about 20,000 parameters with the defaults).
+    """A :class:`CharTransformer` with random weights (about 18,000 parameters with the defaults).
 
     Example:
         >>> model = char_transformer()
         >>> model(torch.randint(0, 32, (4, 10))).shape
         torch.Size([4, 3])
     """
-    for name, value in (("vocab", vocab), ("width", width), ("heads", heads), ("layers", layers)):
-        check_positive_int(value, name)
-    check_positive_int(classes, "classes")
+    check_positive_int(heads, "heads")
+    _check_sizes(heads, vocab=vocab, width=width, layers=layers, classes=classes)
     check_probability(dropout, "dropout")
-    if width % heads:
-        raise ValueError(f"width must be a multiple of heads, got width={width}, heads={heads}")
     return CharTransformer(vocab, width, heads, layers, classes, dropout)
+
+
+def _check_sizes(heads: int | None = None, **sizes: Any) -> None:
+    """Every size a positive int, and ``width`` a multiple of ``heads`` when both are given."""
+    for name, value in sizes.items():
+        check_positive_int(value, name)
+    if heads is not None and "width" in sizes and sizes["width"] % heads:
+        raise ValueError(f"width must be a multiple of heads ({heads}), got width={sizes['width']}")
 
 
 def _tiny_config(config_class: Any, **settings: Any) -> Any:
@@ -132,13 +137,15 @@ def bert_classifier(
     """A Hugging Face ``BertForSequenceClassification`` from a tiny config, random weights.
 
     ``dropout`` is both ``hidden_dropout_prob`` (embeddings, the residual branches, the classifier) and
-    ``attention_probs_dropout_prob``. With ``attention="sdpa"`` (the library's default) the attention
-    dropout is the ``dropout_p`` of ``F.scaled_dot_product_attention``, with no layer of its own; with
-    ``attention="eager"`` it is applied by the attention module's own ``nn.Dropout`` on the
-    probabilities. Called with a dict batch: ``model(**{"input_ids": ..., "attention_mask": ...})``.
+    ``attention_probs_dropout_prob``. The attention module reads the ``p`` of its ``nn.Dropout`` (which
+    is never called) and applies the dropout itself when its own ``training`` flag is set: as the
+    ``dropout_p`` of ``F.scaled_dot_product_attention`` with ``attention="sdpa"`` (the library's
+    default), as ``F.dropout`` on the probabilities with ``attention="eager"``. Called with a dict
+    batch: ``model(**{"input_ids": ..., "attention_mask": ...})``.
     """
     if attention not in ("sdpa", "eager"):
         raise ValueError(f"attention must be 'sdpa' or 'eager', got attention={attention!r}")
+    _check_sizes(2, vocab=vocab, width=width, layers=layers, classes=classes)
     check_probability(dropout, "dropout")
     transformers = _import_models_library("transformers")
     config = _tiny_config(
@@ -156,6 +163,7 @@ def gpt2_lm(vocab: int = 100, width: int = 32, layers: int = 2, dropout: float =
     ``dropout`` is ``embd_pdrop``, ``resid_pdrop`` and ``attn_pdrop``. Its output is a ``ModelOutput``
     whose ``.logits`` has shape ``(batch, length, vocab)``.
     """
+    _check_sizes(2, vocab=vocab, width=width, layers=layers)
     check_probability(dropout, "dropout")
     transformers = _import_models_library("transformers")
     config = _tiny_config(
@@ -171,6 +179,7 @@ def vit(classes: int = 10, drop_path: float = 0.1, dropout: float = 0.1) -> nn.M
     ``drop_path`` is timm's ``drop_path_rate`` (the stochastic-depth rate grows linearly to it over the
     blocks), ``dropout`` its ``drop_rate`` (after the embedding and before the head).
     """
+    _check_sizes(classes=classes)
     check_probability(drop_path, "drop_path")
     check_probability(dropout, "dropout")
     timm = _import_models_library("timm")
@@ -188,6 +197,7 @@ def efficientnet(classes: int = 10, stochastic_depth: float = 0.2, dropout: floa
     BatchNorm's running statistics are set from random images (see the code), so that the logits in
     evaluation mode have the scale of a trained model's; the model is returned in training mode.
     """
+    _check_sizes(classes=classes)
     check_probability(stochastic_depth, "stochastic_depth")
     check_probability(dropout, "dropout")
     torchvision = import_torchvision()
