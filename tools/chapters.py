@@ -32,13 +32,18 @@ TIMEOUT_S = 300
 #: The book's numbers are computed with PyTorch's AVX2 kernels (and oneDNN's AVX2 code) on every x86
 #: machine. With AVX-512 some results differ in the last bits, and a training that amplifies rounding
 #: (chapter 13's eight-block residual MLP) turns those bits into other test losses, so a notebook
-#: executed on one machine would not validate on another. Set before torch is first imported, by every
-#: execution of a notebook (here) and of the tests (the root conftest.py); the benchmarks are left alone.
-PINNED_CPU_KERNELS = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+#: executed on one machine would not validate on another. MKL, torch's BLAS, picks its own code path
+#: by CPU (AVX2 on one machine, AVX-512 on another): MKL_CBWR=AVX2 asks for its AVX2 path with
+#: conditional numerical reproducibility. Measured on an Intel machine with AVX-512 and AMX, against
+#: notebooks executed on another machine: 178 of 486 notebook cells differed without MKL_CBWR, 55 with
+#: it (the rest differ through other kernels); the notebooks were then re-executed with all three set.
+#: Set before torch is first imported, by every execution of a notebook (here) and of the tests (the
+#: root conftest.py); the benchmarks are left alone.
+PINNED_CPU_KERNELS = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2"}
 
 
 def pin_cpu_kernels() -> None:
-    """Ask torch and oneDNN for the AVX2 kernels in this process and the kernels it starts."""
+    """Ask torch, oneDNN and MKL for their AVX2 code in this process and the kernels it starts."""
     for name, value in PINNED_CPU_KERNELS.items():
         os.environ.setdefault(name, value)
 

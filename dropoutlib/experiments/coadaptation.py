@@ -63,7 +63,12 @@ __all__ = [
     "HIDDEN",
     "LR",
     "N_HANDICAPPED",
+    "ADAM_LR",
+    "LR_CONTROL",
+    "N_SE",
     "SCALE",
+    "SEEDS",
+    "SYNERGY_HANDICAPS",
     "TAIL",
     "HandicapRun",
     "ablation_importance",
@@ -79,13 +84,20 @@ __all__ = [
     "gradient_claims",
     "gradient_norm_claims",
     "handicap_claims",
+    "handicap_runs",
     "handicap_units",
     "handicapped_mlp",
     "hidden_activations",
     "linear_unit_gradients",
+    "lr_control_claims",
+    "pairwise_synergy",
     "mean_abs_correlation",
     "runs_table",
+    "seed_claims",
+    "seed_differences",
     "spread_claims",
+    "subadditive_fraction",
+    "synergy_claims",
     "top_k_share",
     "train_copies",
     "train_handicapped",
@@ -866,3 +878,144 @@ def adam_claims(adam: HandicapRun) -> list[Claim]:
         above("with Adam the handicapped units recover without dropout (A-share)", adam.share, 0.2),
         above("they reach half the others' strength", relative, 0.5),
     ]
+
+
+# --- controls, pairwise synergy and several seeds (issue 13) ------------------------------------
+
+#: The seeds the chapter runs its eight digits runs for, to state means with standard errors.
+SEEDS = (0, 1, 2, 3, 4)
+#: An effect over seeds counts as measured when its mean is this many standard errors from zero.
+N_SE = 2.0
+#: Adam's learning rate in the chapter (SGD's is :data:`LR`).
+ADAM_LR = 3e-3
+#: The control for Adam's other learning rate: plain SGD at three times :data:`LR`.
+LR_CONTROL = 3 * LR
+#: The handicaps for which dropout lowers the share of sub-additive pairs on every seed.
+SYNERGY_HANDICAPS = ("none", "in", "out")
+
+
+def handicap_runs(seed: int = 0, data: Split | None = None) -> Runs:
+    """The chapter's eight digits runs for one seed: four handicaps, without and with dropout 0.5."""
+    seed = check_seed(seed)
+    data = check_split(data, lambda: load_digits(seed=seed))
+    return {(h, p): train_handicapped(p, h, seed=seed, data=data) for h in HANDICAPS for p in (0.0, 0.5)}
+
+
+def pairwise_synergy(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    r"""The synergy of every pair of hidden units: :math:`S_{jk} = I_{jk} - I_j - I_k`.
+
+    :math:`I_j` is unit :math:`j`'s importance (:func:`ablation_importance`: the rise in the mean
+    cross-entropy when it alone is zeroed) and :math:`I_{jk}` the rise when units :math:`j` and
+    :math:`k` are zeroed together, in evaluation mode. :math:`S_{jk} < 0` (**sub-additive**): losing
+    both costs less than the two losses added, because each is worth less without the other, the
+    "useful only together" of co-adaptation. :math:`S_{jk} > 0` (super-additive): each covers for the
+    other, redundancy.
+
+    Returns:
+        A float tensor of the :math:`n(n-1)/2` values for :math:`j < k`, in row-major order.
+
+    Example:
+        >>> model = mlp(4, [3], 2)
+        >>> pairwise_synergy(model, torch.randn(20, 4), torch.randint(0, 2, (20,))).shape
+        torch.Size([3])
+    """
+    _, last = _one_hidden_layer(model)
+    single = ablation_importance(model, x, y)
+    h = hidden_activations(model, x)
+    n = h.shape[1]
+    with restored_modes(model), torch.no_grad():
+        model.eval()
+        base = F.cross_entropy(last(h), y)
+        values = []
+        for j in range(n):
+            for k in range(j + 1, n):
+                ablated = h.clone()
+                ablated[:, [j, k]] = 0
+                pair = F.cross_entropy(last(ablated), y) - base
+                values.append(pair - single[j] - single[k])
+    return torch.stack(values)
+
+
+def subadditive_fraction(run: HandicapRun, data: Split) -> float:
+    """The fraction of pairs of hidden units with negative synergy (:func:`pairwise_synergy`), test set."""
+    return float((pairwise_synergy(run.model, data.x_test, data.y_test) < 0).float().mean())
+
+
+def synergy_claims(runs: Runs, data: Split) -> list[Claim]:
+    """For the handicaps in :data:`SYNERGY_HANDICAPS`, dropout lowers the share of sub-additive pairs."""
+    claims = []
+    for h in SYNERGY_HANDICAPS:
+        plain, dropped = subadditive_fraction(runs[h, 0.0], data), subadditive_fraction(runs[h, 0.5], data)
+        claims.append(below(f"{h}: dropout lowers the share of sub-additive pairs", dropped, plain))
+    return claims
+
+
+def seed_differences(runs_by_seed: dict[int, Runs]) -> dict[str, tuple[float, float]]:
+    """Paired differences over seeds, ``name -> (mean, standard error)`` (:func:`course.stats.paired_gain`).
+
+    ``"acc <h>"``: dropout's change of the test accuracy under handicap ``h``; ``"out mark"``: the
+    A-share of out-handicapped units minus that of the unhandicapped half, no dropout; ``"out
+    dropout"``: dropout's change of the out-handicapped units' A-share; ``"subadd <h>"``: dropout's
+    change of the fraction of sub-additive pairs (the test set of each seed's own split).
+    """
+    from dropoutlib.course.stats import paired_gain
+
+    seeds = sorted(runs_by_seed)
+    if len(seeds) < 2:
+        raise ValueError(f"runs_by_seed needs at least two seeds, got {seeds}")
+    splits = {seed: load_digits(seed=seed) for seed in seeds}
+
+    def pair(first: Any, second: Any) -> tuple[float, float]:
+        mean, _, se = paired_gain([first(s) for s in seeds], [second(s) for s in seeds])
+        return mean, se
+
+    out: dict[str, tuple[float, float]] = {}
+    for h in HANDICAPS:
+        out[f"acc {h}"] = pair(
+            lambda s, h=h: runs_by_seed[s][h, 0.0].test_acc, lambda s, h=h: runs_by_seed[s][h, 0.5].test_acc
+        )
+    out["out mark"] = pair(
+        lambda s: runs_by_seed[s]["none", 0.0].share, lambda s: runs_by_seed[s]["out", 0.0].share
+    )
+    out["out dropout"] = pair(
+        lambda s: runs_by_seed[s]["out", 0.0].share, lambda s: runs_by_seed[s]["out", 0.5].share
+    )
+    for h in HANDICAPS:
+        out[f"subadd {h}"] = pair(
+            lambda s, h=h: subadditive_fraction(runs_by_seed[s][h, 0.0], splits[s]),
+            lambda s, h=h: subadditive_fraction(runs_by_seed[s][h, 0.5], splits[s]),
+        )
+    return out
+
+
+def seed_claims(differences: dict[str, tuple[float, float]]) -> list[Claim]:
+    """Over seeds: dropout lowers the accuracy on average everywhere; the out-handicap effects are measured.
+
+    "Measured" means at least :data:`N_SE` standard errors from zero. ``differences`` comes from
+    :func:`seed_differences`.
+    """
+
+    def bound(name: str) -> tuple[float, float]:
+        mean, se = differences[name]
+        return mean, N_SE * se
+
+    claims = [
+        below(f"{h}: dropout lowers the mean test accuracy", differences[f"acc {h}"][0], 0.0)
+        for h in HANDICAPS
+    ]
+    mean, margin = bound("acc none")
+    claims.append(below("no handicap: by more than 2 standard errors (mean + 2 SE)", mean + margin, 0.0))
+    mean, margin = bound("out mark")
+    claims.append(below("a small outgoing weight leaves a mark (mean + 2 SE)", mean + margin, 0.0))
+    mean, margin = bound("out dropout")
+    claims.append(above("dropout gives out-handicapped units more (mean - 2 SE)", mean - margin, 0.0))
+    mean, margin = bound("subadd none")
+    claims.append(
+        below("no handicap: dropout lowers the sub-additive share (mean + 2 SE)", mean + margin, 0.0)
+    )
+    return claims
+
+
+def lr_control_claims(run: HandicapRun) -> list[Claim]:
+    """Plain SGD at :data:`LR_CONTROL`, no dropout, both handicapped: the units still stay minor."""
+    return [below("SGD at 3 x the learning rate: they still stay minor (A-share)", run.share, 0.1)]

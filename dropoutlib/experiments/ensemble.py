@@ -56,34 +56,45 @@ __all__ = [
     "ERROR_ROWS",
     "KINDS",
     "MAX_UNITS",
+    "NOISE_STANDARD_ERRORS",
+    "PREDICTIONS",
+    "SEEDS",
     "Z_ONE_BOUND",
     "Z_ONE_BOUND_OVER_SEEDS",
     "EnsembleComparison",
     "MonteCarloCurve",
     "PredictionDistance",
+    "SeedErrors",
     "SubnetworkTable",
     "all_masks",
     "averaging_claims",
+    "binomial_standard_error",
     "build_net",
-    "coinciding_errors_claims",
     "compare_predictions",
     "confidence_claims",
     "deep_network_claims",
     "enumerate_subnetworks",
+    "ensemble_over_seeds",
     "error_rate",
     "error_table",
     "expected_over_masks",
     "jensen_claims",
     "less_dropout_claims",
+    "log_loss",
     "mask_claims",
     "mask_probabilities",
     "monte_carlo_claims",
     "monte_carlo_errors",
     "monte_carlo_table",
+    "noise_claims",
     "normalized_geometric_mean",
+    "over_seeds_claims",
+    "paired_error_difference",
     "plot_monte_carlo",
     "prediction_distance",
     "repaired_weights_claims",
+    "scores_claims",
+    "scores_table",
     "split_at_dropout",
     "subnetwork_claims",
     "train_net",
@@ -918,22 +929,6 @@ def monte_carlo_claims(
     return claims
 
 
-def coinciding_errors_claims(c: EnsembleComparison) -> list[Claim]:
-    """What the prose says of the chapter's own run only: the exact ensemble and weight scaling err equally.
-
-    A fact of seed 0 (the two horizontal lines of the figure coincide), not a claim over seeds: on
-    other seeds they differ by a few images, within :func:`averaging_claims`' bound. The claims test
-    does not call it.
-    """
-    return [
-        Claim(
-            "in this run the exact ensemble and weight scaling err on as many images",
-            c.arithmetic_error == c.scaling_error,
-            f"{c.arithmetic_error:.4f} == {c.scaling_error:.4f}",
-        )
-    ]
-
-
 def repaired_weights_claims(repaired_error: float, c: EnsembleComparison) -> list[Claim]:
     """Exercise 3: the source's weights, renormalized (``p' = 1/(2-p)``), barely change the error."""
     return [
@@ -959,3 +954,203 @@ def less_dropout_claims(light: EnsembleComparison, heavy: EnsembleComparison) ->
             0.01,
         ),
     ]
+
+
+# --------------------------------------------------------------------------------------------------
+# Noise and scores: how far one test set of 540 images can be trusted, and the probabilities themselves.
+# --------------------------------------------------------------------------------------------------
+
+#: A difference between two error rates counts as measured, not noise, beyond this many standard errors.
+NOISE_STANDARD_ERRORS = 2.0
+#: The seeds over which :func:`ensemble_over_seeds` repeats the chapter's two networks.
+SEEDS = (0, 1, 2, 3, 4)
+#: The three predictions the chapter compares, as attributes of :class:`SubnetworkTable`.
+PREDICTIONS = {
+    "exact ensemble (arithmetic mean)": "arithmetic_mean",
+    "normalized geometric mean": "geometric_mean",
+    "weight scaling (eval mode)": "weight_scaling",
+}
+
+
+def binomial_standard_error(error: float, n: int) -> float:
+    r"""Standard error of an error rate measured on ``n`` test images: :math:`\sqrt{e(1-e)/n}`.
+
+    Example:
+        >>> round(binomial_standard_error(0.063, 540), 4)
+        0.0105
+    """
+    n = check_positive_int(n, "n")
+    error = float(error)
+    if not 0.0 <= error <= 1.0:
+        raise ValueError(f"error must be in [0, 1], got error={error}")
+    return math.sqrt(error * (1.0 - error) / n)
+
+
+def paired_error_difference(
+    probs_a: torch.Tensor, probs_b: torch.Tensor, y: torch.Tensor
+) -> tuple[float, float]:
+    r"""Error of ``a`` minus error of ``b`` on the same images, and its standard error.
+
+    With :math:`d_i = [\text{a errs on } i] - [\text{b errs on } i]`, returns :math:`\bar d` and
+    :math:`s_d/\sqrt{N}`: pairing removes the images both get right or both get wrong, so this is
+    much smaller than the binomial standard error of either rate when the two mostly agree.
+
+    Example:
+        >>> y = torch.tensor([0, 0, 0, 0])
+        >>> a = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+        >>> b = torch.tensor([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+        >>> paired_error_difference(a, b, y)
+        (0.25, 0.25)
+    """
+    wrong_a = (probs_a.argmax(dim=1) != y).double()
+    wrong_b = (probs_b.argmax(dim=1) != y).double()
+    d = wrong_a - wrong_b
+    return float(d.mean()), float(d.std() / math.sqrt(len(d)))
+
+
+def log_loss(probs: torch.Tensor, y: torch.Tensor) -> float:
+    """Mean negative log-probability of the correct class (the test cross-entropy, in nats).
+
+    Example:
+        >>> round(log_loss(torch.tensor([[0.5, 0.5], [0.9, 0.1]]), torch.tensor([0, 0])), 4)
+        0.3993
+    """
+    correct = probs.double()[torch.arange(len(y)), y]
+    return float(-correct.clamp_min(1e-300).log().mean())
+
+
+def scores_table(table: SubnetworkTable, y: torch.Tensor) -> pd.DataFrame:
+    """Test error (with its binomial standard error), log-loss, calibration and confidence of each rule.
+
+    One row per entry of :data:`PREDICTIONS`; the ECE is
+    :func:`dropoutlib.uncertainty.expected_calibration_error` (10 equal-width bins).
+    """
+    from dropoutlib.course.book import table as frame
+    from dropoutlib.uncertainty import expected_calibration_error
+
+    rows = []
+    for label, attribute in PREDICTIONS.items():
+        probs = getattr(table, attribute).float()
+        error = error_rate(probs, y)
+        rows.append(
+            {
+                "prediction": label,
+                "test error": error,
+                "± (binomial SE)": binomial_standard_error(error, len(y)),
+                "log-loss": log_loss(probs, y),
+                "ECE": expected_calibration_error(probs, y),
+                "mean confidence": float(probs.max(dim=1).values.mean()),
+            }
+        )
+    return frame(rows, index="prediction", digits=4)
+
+
+def scores_claims(scores: pd.DataFrame) -> list[Claim]:
+    """The exact ensemble is the worst of the three by log-loss and calibration; it is underconfident.
+
+    ``scores`` is a :func:`scores_table`. The geometric mean has the lowest log-loss (weight scaling
+    ties it when it *is* the geometric mean), the arithmetic mean the highest ECE, and its mean
+    confidence lies below its accuracy.
+    """
+    am, gm, ws = (scores.loc[label] for label in PREDICTIONS)
+    return [
+        below(
+            "the geometric mean has a lower log-loss than the exact ensemble", gm["log-loss"], am["log-loss"]
+        ),
+        below(
+            "the geometric mean's log-loss is at most weight scaling's",
+            gm["log-loss"],
+            ws["log-loss"] + 1e-4,
+        ),
+        above(
+            "the exact ensemble is the worst calibrated (ECE)", am["ECE"], max(gm["ECE"], ws["ECE"])
+        ),
+        below(
+            "the exact ensemble is underconfident (mean confidence < accuracy)",
+            am["mean confidence"],
+            1.0 - am["test error"],
+        ),
+    ]
+
+
+def noise_claims(table: SubnetworkTable, deep_table: SubnetworkTable, y: torch.Tensor) -> list[Claim]:
+    """On one test set: the shallow ensemble-vs-weight-scaling gap is noise, the deep one is not.
+
+    Shallow network: the two error rates differ by less than one binomial standard error of weight
+    scaling's error (:func:`binomial_standard_error`), the noise of the test set itself. Deep network:
+    weight scaling errs more than the geometric mean by more than :data:`NOISE_STANDARD_ERRORS`
+    paired standard errors (:func:`paired_error_difference`).
+    """
+    shallow_diff, _ = paired_error_difference(table.arithmetic_mean, table.weight_scaling, y)
+    shallow_se = binomial_standard_error(error_rate(table.weight_scaling, y), len(y))
+    deep_diff, deep_se = paired_error_difference(deep_table.weight_scaling, deep_table.geometric_mean, y)
+    return [
+        below(
+            "shallow: |exact ensemble - weight scaling| < one binomial SE of the error",
+            abs(shallow_diff),
+            shallow_se,
+        ),
+        above(
+            f"deep: weight scaling errs more than the geometric mean, > {NOISE_STANDARD_ERRORS:g} paired SE",
+            deep_diff,
+            NOISE_STANDARD_ERRORS * deep_se,
+        ),
+    ]
+
+
+@dataclass(frozen=True)
+class SeedErrors:
+    """Test errors of the three rules for each network and seed.
+
+    ``errors[kind][rule]`` is a tuple over the seeds, ``rule`` an attribute named in :data:`PREDICTIONS`.
+    """
+
+    seeds: tuple[int, ...]
+    errors: dict[str, dict[str, tuple[float, ...]]]
+
+    def gain(self, kind: str, base: str, other: str) -> tuple[float, float]:
+        """Paired mean and standard error over the seeds of ``other``'s error minus ``base``'s."""
+        from dropoutlib.course.stats import paired_gain
+
+        mean, _, se = paired_gain(self.errors[kind][base], self.errors[kind][other])
+        return mean, se
+
+
+def ensemble_over_seeds(
+    seeds: Sequence[int] = SEEDS, kinds: Sequence[str] = KINDS, data: Split | None = None
+) -> SeedErrors:
+    """Train the chapter's networks (``kinds``) for each seed and record the three rules' test errors.
+
+    About a second per network and seed on one CPU thread (full-batch training, 4096 sub-networks).
+    """
+    data = check_split(data, load_digits)
+    errors: dict[str, dict[str, list[float]]] = {
+        kind: {attr: [] for attr in PREDICTIONS.values()} for kind in kinds
+    }
+    for seed in seeds:
+        for kind in kinds:
+            model, _ = train_net(kind, seed, data=data)
+            table = enumerate_subnetworks(model, data.x_test)
+            for attr in PREDICTIONS.values():
+                errors[kind][attr].append(error_rate(getattr(table, attr), data.y_test))
+    frozen = {kind: {a: tuple(v) for a, v in rules.items()} for kind, rules in errors.items()}
+    return SeedErrors(seeds=tuple(seeds), errors=frozen)
+
+
+def over_seeds_claims(summary: SeedErrors) -> list[Claim]:
+    """Over the seeds: the shallow exact ensemble errs slightly less than weight scaling; deep, clearly.
+
+    Each is a paired mean over the seeds below minus :data:`NOISE_STANDARD_ERRORS` standard errors.
+    """
+    claims = []
+    for kind in summary.errors:
+        mean, se = summary.gain(kind, "weight_scaling", "arithmetic_mean")
+        claims.append(
+            below(
+                f"{kind}: over {len(summary.seeds)} seeds the exact ensemble errs less than weight scaling "
+                f"(paired mean + {NOISE_STANDARD_ERRORS:g} SE)",
+                mean + NOISE_STANDARD_ERRORS * se,
+                0.0,
+            )
+        )
+    return claims

@@ -37,9 +37,13 @@ import torch.nn.functional as F
 
 from dropoutlib._validation import check_positive_int, check_probability
 from dropoutlib.course.claims import Claim, above, below
-from dropoutlib.nn.dropout import DropoutFunction, dropout, dropout_mask
+from dropoutlib.nn.dropout import Dropout, DropoutFunction, dropout, dropout_mask
 
 __all__ = [
+    "HAND_BATCH",
+    "HAND_EPOCHS",
+    "HAND_LR",
+    "HAND_MIN_ACCURACY",
     "STANDARD_ERRORS",
     "DroppedUnitGradients",
     "backward_claims",
@@ -47,12 +51,16 @@ __all__ = [
     "bitwise_claims",
     "dropped_unit_gradients",
     "forward_claims",
+    "gradcheck_claims",
+    "gradcheck_dropout",
     "gradient_claims",
+    "hand_loop_claims",
     "init_two_layer",
     "mask_claims",
     "per_example_gradients",
     "rounding_claims",
     "sampling_tolerance",
+    "train_by_hand",
     "two_layer_loss",
     "zero_column_claims",
     "zero_gradient_column_frequency",
@@ -579,4 +587,124 @@ def zero_column_claims(measured: Mapping[int, tuple[float, int]], p: float) -> l
             sampling_tolerance(p**b * (1 - p**b), trials),
         )
         for b, (frequency, trials) in measured.items()
+    ]
+
+
+# --------------------------------------------------------------------------------------------------
+# gradcheck can fail: a backward that forgets the mask, as a control.
+# --------------------------------------------------------------------------------------------------
+
+
+class _UnmaskedBackward(torch.autograd.Function):
+    """``x * mask`` forward, but a wrong backward that passes the gradient through unmasked."""
+
+    @staticmethod
+    def forward(input: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return input * mask
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:  # noqa: ANN001 - autograd's signature
+        pass
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):  # noqa: ANN001, ANN205 - autograd's signature
+        return grad_output, None
+
+
+def gradcheck_dropout(*, broken: bool = False, p: float = 0.4, seed: int = 0) -> bool:
+    """Run ``torch.autograd.gradcheck`` on ``DropoutFunction`` (or, ``broken``, on a wrong backward).
+
+    ``raise_exception=False``, so the answer can be False: with ``broken=True`` the backward ignores
+    the mask, which gradcheck must reject. Float64, a 6x5 input and a fixed mask drawn at ``p``.
+
+    Example:
+        >>> gradcheck_dropout(), gradcheck_dropout(broken=True)
+        (True, False)
+    """
+    p = check_probability(p)
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(6, 5, dtype=torch.float64, requires_grad=True, generator=generator)
+    mask = dropout_mask(x.detach(), p=p, generator=generator)
+    function = _UnmaskedBackward if broken else DropoutFunction
+    return bool(
+        torch.autograd.gradcheck(function.apply, (x, mask), eps=1e-6, atol=1e-8, raise_exception=False)
+    )
+
+
+def gradcheck_claims(broken_passed: bool) -> list[Claim]:
+    """The control: gradcheck rejects a backward that forgets the mask (:func:`gradcheck_dropout`).
+
+    Example:
+        >>> [c.holds for c in gradcheck_claims(False)]
+        [True]
+    """
+    statement = "gradcheck rejects a backward that ignores the mask"
+    return [Claim(statement, not broken_passed, f"{broken_passed}")]
+
+
+# --------------------------------------------------------------------------------------------------
+# The reader's one look inside fit: a small MLP on the from-scratch layer, trained by a visible loop.
+# --------------------------------------------------------------------------------------------------
+
+#: Epochs, batch size and learning rate of :func:`train_by_hand`.
+HAND_EPOCHS = 8
+HAND_BATCH = 64
+HAND_LR = 1e-2
+#: The hand-trained MLP must beat this test accuracy on the digits (chance: 0.1).
+HAND_MIN_ACCURACY = 0.9
+
+
+def train_by_hand(data, *, p=0.5, seed=0, epochs=HAND_EPOCHS):
+    """A 64-128-10 MLP with dropoutlib.Dropout(p), trained by a visible loop.
+
+    Returns (model, losses, accuracy): the model in evaluation mode, the
+    mean training-mode loss of each epoch, the test accuracy (eval mode).
+
+    Example:
+        >>> from dropoutlib.course.data import load_digits
+        >>> _, losses, acc = train_by_hand(load_digits(), epochs=1)
+        >>> len(losses), 0 <= acc <= 1
+        (1, True)
+    """
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(64, 128), torch.nn.ReLU(),
+        Dropout(p), torch.nn.Linear(128, 10),
+    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=HAND_LR)
+    x, y = data.x_train, data.y_train
+    losses = []
+    for _ in range(epochs):
+        model.train()  # dropout on: fresh masks in every forward pass
+        total = 0.0
+        for batch in torch.randperm(len(x)).split(HAND_BATCH):
+            loss = F.cross_entropy(model(x[batch]), y[batch])
+            optimizer.zero_grad()
+            loss.backward()  # the gradient, through the same masks
+            optimizer.step()  # one Adam update
+            total += loss.item() * len(batch)
+        losses.append(total / len(x))
+    model.eval()  # dropout off: the layer returns its input
+    with torch.no_grad():
+        predicted = model(data.x_test).argmax(dim=1)
+    accuracy = (predicted == data.y_test).float().mean().item()
+    return model, losses, accuracy
+
+
+def hand_loop_claims(losses: Sequence[float], accuracy: float, n_test: int) -> list[Claim]:
+    """The loop learns: the training loss falls, and the test accuracy beats :data:`HAND_MIN_ACCURACY`
+    by more than two binomial standard errors of a test set of ``n_test`` images.
+
+    Example:
+        >>> [c.holds for c in hand_loop_claims([2.0, 0.5], 0.97, 540)]
+        [True, True]
+    """
+    se = math.sqrt(accuracy * (1 - accuracy) / n_test)
+    return [
+        below("the training loss falls over the epochs", losses[-1], losses[0]),
+        above(
+            f"the test accuracy beats {HAND_MIN_ACCURACY:.0%} by two standard errors",
+            accuracy - 2 * se,
+            HAND_MIN_ACCURACY,
+        ),
     ]

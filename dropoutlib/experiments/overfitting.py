@@ -36,6 +36,7 @@ from dropoutlib.course.claims import Claim, above, below
 from dropoutlib.course.data import Split, check_split, toy_regression
 from dropoutlib.course.models import mlp
 from dropoutlib.course.seeding import check_seed
+from dropoutlib.course.stats import paired_gain
 from dropoutlib.course.train import History, fit
 from dropoutlib.nn.dropout import Dropout, StandardDropout
 
@@ -47,10 +48,15 @@ __all__ = [
     "HIDDEN",
     "LINE_TOLERANCE",
     "LR",
+    "SE_MULTIPLE",
+    "VALIDATION_OFFSET",
     "DrawComparison",
     "ToyFit",
     "bagged_ensemble",
     "compare_draws",
+    "controls_claims",
+    "early_stopped_fit",
+    "paired_test_losses",
     "count_droppable_units",
     "draws_claims",
     "ensemble_claims",
@@ -70,6 +76,9 @@ HIDDEN = (200, 200, 200)
 EPOCHS = 300
 #: Adam's learning rate.
 LR = 2e-3
+#: Early stopping's validation points for ``seed`` are the training points of
+#: ``toy_regression(seed=seed + VALIDATION_OFFSET)``: ten fresh noisy points at the same inputs.
+VALIDATION_OFFSET = 10_000
 
 _DROPOUT_TYPES = (nn.Dropout, nn.AlphaDropout, Dropout, StandardDropout)
 
@@ -103,6 +112,7 @@ class ToyFit:
     n_parameters: int
     n_networks: int = 1
     history: History | None = None
+    stopped_at: int | None = None
 
 
 def total_variation(values: Any) -> float:
@@ -285,6 +295,55 @@ def fit_toy_regression(
     )
 
 
+def early_stopped_fit(
+    *,
+    seed: int = 0,
+    hidden: Sequence[int] = HIDDEN,
+    epochs: int = EPOCHS,
+    lr: float = LR,
+    eval_every: int = 10,
+) -> ToyFit:
+    r"""Early stopping: the network without dropout, stopped where a validation set says.
+
+    The validation set is ten fresh noisy points at the training inputs (the training points of
+    ``toy_regression(seed=seed + VALIDATION_OFFSET)``); the test grid is never looked at. The
+    network is trained for ``epochs`` steps as in :func:`fit_toy_regression` with ``p = 0``, its
+    validation loss recorded every ``eval_every`` steps; the step with the lowest one is chosen, and
+    the same run (same seed, full batch, so the same trajectory) is replayed up to that step. The
+    budget is one training run of ``epochs`` steps, as for dropout, plus the validation points.
+
+    Returns:
+        A :class:`ToyFit` labelled ``"early stopping"``, with ``stopped_at`` the chosen step and the
+        ``history`` of the replayed run.
+
+    Example:
+        >>> stopped = early_stopped_fit(hidden=(16,), epochs=40)
+        >>> stopped.stopped_at in range(10, 41, 10)
+        True
+    """
+    seed = check_seed(seed)
+    data = toy_regression(seed=seed)
+    held_out = toy_regression(seed=seed + VALIDATION_OFFSET)
+    validation = Split(data.x_train, data.y_train, held_out.x_train, held_out.y_train, name="validation")
+    watched = fit_toy_regression(0.0, seed=seed, data=validation, hidden=hidden, epochs=epochs, lr=lr,
+                                 eval_every=eval_every).history
+    step = watched.epoch[int(np.argmin(watched.test_loss))]
+    replay = fit_toy_regression(0.0, seed=seed, data=data, hidden=hidden, epochs=step, lr=lr,
+                                eval_every=eval_every)
+    return ToyFit(
+        label="early stopping",
+        p=0.0,
+        seed=seed,
+        prediction=replay.prediction,
+        train_loss=replay.train_loss,
+        test_loss=replay.test_loss,
+        roughness=replay.roughness,
+        n_parameters=replay.n_parameters,
+        history=replay.history,
+        stopped_at=step,
+    )
+
+
 def bagged_ensemble(
     k: int,
     *,
@@ -416,13 +475,15 @@ def plot_toy_fits(
 # --------------------------------------------------------------------------------------------------
 
 #: Without dropout the training loss is "near zero": below this.
-NEAR_ZERO = 0.01
+NEAR_ZERO = 0.02
 #: ... and far below the true line's training loss: below it divided by this.
-INTERPOLATION_FACTOR = 20
+INTERPOLATION_FACTOR = 10
 #: With dropout the training loss stays "at the noise scale": above the line's divided by this.
 NOISE_FACTOR = 10
 #: Where dropout loses on a draw it loses "by little": less than its mean gain divided by this.
 LOSS_GAIN_RATIO = 5
+#: A paired mean change over draws "is an effect" beyond this many standard errors, "noise" within.
+SE_MULTIPLE = 2
 #: A fit "is a straight line" when its largest second difference on the grid is below this.
 LINE_TOLERANCE = 1e-4
 
@@ -553,18 +614,50 @@ def loss_gain_claims_over_draws(pairs: Sequence[tuple[ToyFit, ToyFit]]) -> list[
     ]
 
 
+def paired_test_losses(
+    base: Sequence[ToyFit], other: Sequence[ToyFit]
+) -> tuple[float, float]:
+    """Mean and standard error of the paired test-loss change ``other - base``, one pair per draw.
+
+    Example:
+        >>> short = fit_toy_regression(0.0, hidden=(8,), epochs=5)
+        >>> paired_test_losses([short], [short])
+        (0.0, 0.0)
+    """
+    mean, _, se = paired_gain([fit.test_loss for fit in base], [fit.test_loss for fit in other])
+    return mean, se
+
+
+def _effect(name: str, base: Sequence[ToyFit], other: Sequence[ToyFit]) -> Claim:
+    mean, se = paired_test_losses(base, other)
+    return Claim(
+        f"{name} over {len(base)} draws, by more than {SE_MULTIPLE} standard errors",
+        mean < -SE_MULTIPLE * se,
+        f"change {mean:+.4f} ± {se:.4f}",
+    )
+
+
+def _no_effect(name: str, base: Sequence[ToyFit], other: Sequence[ToyFit]) -> Claim:
+    mean, se = paired_test_losses(base, other)
+    return Claim(
+        f"{name} over {len(base)} draws: within {SE_MULTIPLE} standard errors of zero",
+        abs(mean) < SE_MULTIPLE * se,
+        f"change {mean:+.4f} ± {se:.4f}",
+    )
+
+
 def draws_claims(pairs: Sequence[tuple[ToyFit, ToyFit]]) -> list[Claim]:
     """The chapter's claims over several draws, from ``(baseline, dropped)`` pairs, one per draw.
 
     On every draw the network without dropout interpolates (training loss below :data:`NEAR_ZERO`)
-    and dropout gives the smoother fit; dropout lowers the test loss on all draws but at most one and
-    on average (:func:`loss_gain_claims_over_draws`); and where it loses, it loses less than its mean
-    gain where it wins divided by :data:`LOSS_GAIN_RATIO`.
+    and dropout gives the smoother fit; over the draws dropout lowers the test loss by more than
+    :data:`SE_MULTIPLE` standard errors of the paired difference; and where it loses, it loses less
+    than its mean gain where it wins divided by :data:`LOSS_GAIN_RATIO`.
 
     Example:
         >>> base = fit_toy_regression(0.0, hidden=(8,), epochs=5)
         >>> len(draws_claims([(base, base)]))
-        5
+        4
     """
     pairs = list(pairs)
     comparison = compare_draws(pairs)
@@ -577,12 +670,39 @@ def draws_claims(pairs: Sequence[tuple[ToyFit, ToyFit]]) -> list[Claim]:
             NEAR_ZERO,
         ),
         Claim("dropout gives the smoother fit on every draw", smoother == n, f"{smoother} of {n}"),
-        *loss_gain_claims_over_draws(pairs),
+        _effect("dropout lowers the test loss", [b for b, _ in pairs], [d for _, d in pairs]),
         below(
             "where dropout loses, it loses by little next to its mean gain",
             comparison.worst_loss,
             comparison.mean_gain / LOSS_GAIN_RATIO,
         ),
+    ]
+
+
+def controls_claims(
+    base: Sequence[ToyFit],
+    dropped: Sequence[ToyFit],
+    stopped: Sequence[ToyFit],
+    bagged: Sequence[ToyFit],
+) -> list[Claim]:
+    """Dropout against its baselines over the same draws (one fit of each kind per draw).
+
+    Early stopping on a validation set (:func:`early_stopped_fit`) lowers the test loss of the
+    network without dropout by more than :data:`SE_MULTIPLE` standard errors, and dropout and early
+    stopping cannot be told apart (their paired difference is within :data:`SE_MULTIPLE` standard
+    errors of zero); nor can bagging and dropout, and bagging's gain over no dropout is within the
+    noise too.
+
+    Example:
+        >>> base = fit_toy_regression(0.0, hidden=(8,), epochs=5)
+        >>> [claim.holds for claim in controls_claims([base], [base], [base], [base])]
+        [False, False, False, False]
+    """
+    return [
+        _effect("early stopping lowers the test loss", base, stopped),
+        _no_effect("dropout against early stopping", stopped, dropped),
+        _no_effect("bagging against dropout", dropped, bagged),
+        _no_effect("bagging against no dropout", base, bagged),
     ]
 
 
@@ -630,35 +750,19 @@ def sweep_claims(fits: dict[float, ToyFit], line_train: float, line_tv: float) -
     ]
 
 
-def ensemble_claims(
-    baseline: ToyFit, bagged: ToyFit, n_droppable: int, hidden: Sequence[int] = HIDDEN
-) -> list[Claim]:
-    """The claims of the bagging section that hold on every draw.
-
-    Bagging smooths the fit; it stores ``k`` times the parameters of one network; and dropout can
-    silence exactly the ``sum(hidden)`` hidden units (``n_droppable``, from
-    :func:`count_droppable_units`). That bagging also lowers the test loss holds on most draws only
-    (:func:`loss_gain_claims`).
+def ensemble_claims(baseline: ToyFit, bagged: ToyFit, dropped: ToyFit) -> list[Claim]:
+    """The claims of the bagging section for one draw: bagging smooths the fit; and its test
+    loss against dropout's on this draw (the chapter's draw; over draws see :func:`controls_claims`).
 
     Example:
         >>> base = fit_toy_regression(0.0, hidden=(8,), epochs=5)
         >>> bag = bagged_ensemble(2, hidden=(8,), epochs=5)
-        >>> [claim.holds for claim in ensemble_claims(base, bag, 8, hidden=(8,))][1:]
-        [True, True]
+        >>> len(ensemble_claims(base, bag, base))
+        2
     """
-    k = bagged.n_networks
     return [
         below("bagging smooths the fit", bagged.roughness, baseline.roughness),
-        Claim(
-            f"bagging stores {k} times the parameters of one network",
-            bagged.n_parameters == k * baseline.n_parameters,
-            f"{bagged.n_parameters:,} = {k} x {baseline.n_parameters:,}",
-        ),
-        Claim(
-            "dropout acts on every hidden unit, and only on those",
-            n_droppable == sum(hidden),
-            f"{n_droppable} droppable units, {sum(hidden)} hidden units",
-        ),
+        below("on this draw bagging beats dropout on the test set", bagged.test_loss, dropped.test_loss),
     ]
 
 

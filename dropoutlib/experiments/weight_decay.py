@@ -28,8 +28,9 @@ variance.) Its minimizer is the closed form
 - :func:`train_linear_unit`: trains bias-free linear units with dropout on their inputs by SGD
   (one unit per drop probability, side by side) and records their weight norms.
 - :func:`linear_problem`: the regression data sets of the chapter.
-- :func:`compare_regularizers`: dropout, weight decay and both on the digits, over several seeds;
-  :func:`plot_comparison` draws the result.
+- :func:`controlled_comparison`: dropout, weight decay and no regularization on the digits, with a
+  validation split for early stopping and for tuning, over several seeds (one batched model);
+  :func:`procedure_values`, :func:`controlled_table` and :func:`controlled_claims` read it.
 
 Notation: ``p`` is the probability of dropping an input, ``q = 1 - p`` of keeping it. The 2014 JMLR
 paper (section 9.1) writes ``p`` for the probability of *keeping* a unit and uses standard
@@ -50,36 +51,44 @@ import torch
 from dropoutlib._validation import check_floating, check_positive_int, check_probability
 from dropoutlib.course._threads import torch_threads
 from dropoutlib.course.claims import Claim, above, below
-from dropoutlib.course.data import Split, load_digits
-from dropoutlib.course.models import mlp
-from dropoutlib.course.seeding import check_seed, seed_everything
-from dropoutlib.course.train import fit
+from dropoutlib.course.data import Split
+from dropoutlib.course.seeding import check_seed
 
 if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.axes import Axes
 
 __all__ = [
-    "DEFAULT_CONFIGS",
-    "REGULARIZED",
+    "CONTROLLED_EPOCHS",
+    "DROPOUT_GRID",
+    "PROCEDURES",
+    "WEIGHT_DECAY_GRID",
+    "ControlledComparison",
+    "controlled_claims",
+    "controlled_comparison",
+    "controlled_settings",
+    "controlled_table",
+    "plot_procedures",
+    "procedure_values",
+    "validation_split",
     "SMALL_SCALES",
     "SMALL_WEIGHTS",
     "LinearUnitRun",
-    "RegularizationComparison",
     "WideUnitResult",
-    "compare_regularizers",
-    "comparison_table",
     "dropout_ridge_penalty",
     "dropout_ridge_solution",
     "enumeration_claims",
+    "fit_logistic",
+    "glm_claims",
+    "glm_experiment",
+    "logistic_dropout_penalty",
+    "logistic_problem",
+    "sample_logistic_penalty",
     "equivalent_weight_decay",
     "exact_dropout_loss",
     "expected_dropout_loss",
     "identity_claims",
     "linear_problem",
-    "per_seed_loss_claims",
-    "plot_comparison",
-    "regularizer_claims",
     "ridge_claims",
     "sample_dropout_losses",
     "small_problem",
@@ -698,171 +707,7 @@ def _wide_unit_experiment(seed: int, n_inputs: int, n_train: int, p: float, step
 
 # --- dropout and weight decay on the digits ------------------------------------------------------
 
-#: The four training set-ups of :func:`compare_regularizers`: name -> (input_p, p, weight_decay).
-DEFAULT_CONFIGS: dict[str, tuple[float, float, float]] = {
-    "none": (0.0, 0.0, 0.0),
-    "dropout": (0.2, 0.5, 0.0),
-    "weight decay": (0.0, 0.0, 1e-2),
-    "both": (0.2, 0.5, 1e-2),
-}
-
-
-@dataclass(frozen=True, eq=False)
-class RegularizationComparison:
-    """What :func:`compare_regularizers` measured: one array per set-up, one entry per seed.
-
-    Attributes:
-        seeds: the seeds (each fixes the data split and subsample, the initial weights, the masks).
-        configs: name -> (input_p, p, weight_decay).
-        test_acc, train_acc, test_loss: name -> array of shape ``(len(seeds),)``, in evaluation mode.
-        weight_norm: name -> Euclidean norm of all parameters after training, same shape.
-    """
-
-    seeds: tuple[int, ...]
-    configs: dict[str, tuple[float, float, float]]
-    test_acc: dict[str, np.ndarray]
-    train_acc: dict[str, np.ndarray]
-    test_loss: dict[str, np.ndarray]
-    weight_norm: dict[str, np.ndarray]
-
-    def summary(self, metric: str = "test_acc") -> dict[str, tuple[float, float]]:
-        """name -> (mean, sample standard deviation over the seeds) of ``metric``.
-
-        Example:
-            >>> one = {"a": np.array([0.9, 0.8])}
-            >>> r = RegularizationComparison((0, 1), {"a": (0, 0, 0)}, one, one, one, one)
-            >>> {k: tuple(round(v, 4) for v in s) for k, s in r.summary().items()}
-            {'a': (0.85, 0.0707)}
-        """
-        if metric not in ("test_acc", "train_acc", "test_loss", "weight_norm"):
-            raise ValueError(f"unknown metric {metric!r}")
-        table: dict[str, np.ndarray] = getattr(self, metric)
-        ddof = 1 if len(self.seeds) > 1 else 0
-        return {name: (float(v.mean()), float(v.std(ddof=ddof))) for name, v in table.items()}
-
-
-def compare_regularizers(
-    seeds: Sequence[int] = (0, 1, 2, 3, 4),
-    *,
-    configs: dict[str, tuple[float, float, float]] | None = None,
-    n_train: int = 200,
-    hidden: Sequence[int] = (64,),
-    epochs: int = 40,
-    lr: float = 2e-2,
-) -> RegularizationComparison:
-    """Train the same small MLP on the digits with dropout, weight decay, both or neither.
-
-    For every seed ``s``: the split ``load_digits(seed=s, n_train=n_train)`` (a small training set,
-    so that regularization has something to do), the initial weights (:func:`seed_everything`),
-    and the masks are fixed by ``s``, and the same for every set-up. Each set-up trains
-    ``mlp(64, hidden, 10, p=p, input_p=input_p)`` with :func:`course.fit` (full-batch Adam,
-    ``weight_decay`` as an L2 term in the gradient) and is measured in evaluation mode.
-
-    Example:
-        >>> r = compare_regularizers([0], configs={"none": (0, 0, 0)}, n_train=50, epochs=2)
-        >>> r.test_acc["none"].shape
-        (1,)
-    """
-    seeds = tuple(check_seed(s) for s in seeds)
-    if not seeds:
-        raise ValueError("seeds must hold at least one seed")
-    configs = dict(DEFAULT_CONFIGS if configs is None else configs)
-    tables: dict[str, dict[str, list[float]]] = {
-        metric: {name: [] for name in configs}
-        for metric in ("test_acc", "train_acc", "test_loss", "weight_norm")
-    }
-    for seed in seeds:
-        data = load_digits(seed=seed, n_train=n_train)
-        for name, (input_p, p, weight_decay) in configs.items():
-            seed_everything(seed)
-            model = mlp(data.n_features, list(hidden), 10, p=p, input_p=input_p)
-            history = fit(
-                model,
-                data,
-                epochs=epochs,
-                lr=lr,
-                weight_decay=weight_decay,
-                seed=seed,
-                progress=False,
-                eval_every=epochs,
-            )
-            tables["test_acc"][name].append(history.test_acc[-1])
-            tables["train_acc"][name].append(history.train_acc[-1])
-            tables["test_loss"][name].append(history.test_loss[-1])
-            with torch.no_grad():
-                squared = sum(float((q * q).sum()) for q in model.parameters())
-            tables["weight_norm"][name].append(math.sqrt(squared))
-    arrays = {m: {name: np.array(v) for name, v in t.items()} for m, t in tables.items()}
-    return RegularizationComparison(seeds=seeds, configs=configs, **arrays)
-
-
-def plot_comparison(ax: Axes, result: RegularizationComparison, metric: str = "test_acc") -> None:
-    """Draw ``metric`` per set-up: one dot per seed, the mean as a bar, one standard deviation as whiskers.
-
-    Accuracies are drawn in percent. No bars from zero, so a truncated axis exaggerates nothing.
-
-    Example:
-        >>> import matplotlib.pyplot as plt
-        >>> one = {"a": np.array([0.9, 0.8])}
-        >>> r = RegularizationComparison((0, 1), {"a": (0, 0, 0)}, one, one, one, one)
-        >>> fig, ax = plt.subplots()
-        >>> plot_comparison(ax, r)
-        >>> plt.close(fig)
-    """
-    from dropoutlib.course.plots import COLORS
-
-    summary = result.summary(metric)
-    factor = 100.0 if metric.endswith("acc") else 1.0
-    colors = [COLORS["baseline"], COLORS["dropout"], COLORS["accent"], COLORS["train"], COLORS["test"]]
-    jitter = np.linspace(-0.12, 0.12, len(result.seeds))
-    for i, (name, (mean, std)) in enumerate(summary.items()):
-        color = colors[i % len(colors)]
-        ax.scatter(i + jitter, getattr(result, metric)[name] * factor, color=color, s=22, alpha=0.8, zorder=2)
-        ax.errorbar(
-            i,
-            mean * factor,
-            yerr=std * factor,
-            fmt="_",
-            color="black",
-            markersize=28,
-            markeredgewidth=2.5,
-            capsize=7,
-            elinewidth=1.5,
-            zorder=3,
-        )
-    ax.set_xticks(range(len(summary)), list(summary))
-    ax.set_xlim(-0.6, len(summary) - 0.4)
-
-
-
-# --- tables and claims of chapter 6 ----------------------------------------------------------------
-
-#: The regularized set-ups of :func:`compare_regularizers` that the chapter sets against ``"none"``.
-REGULARIZED = ("dropout", "weight decay", "both")
-
-
-def comparison_table(result: RegularizationComparison, metrics: dict[str, str]) -> pd.DataFrame:
-    """Mean and standard deviation over the seeds of each metric, one row per set-up (4 decimals).
-
-    ``metrics`` maps a metric of :meth:`RegularizationComparison.summary` to its column label; each
-    gets two columns, the label (the mean) and ``label std``.
-
-    Example:
-        >>> one = {"a": np.array([0.9, 0.8])}
-        >>> r = RegularizationComparison((0, 1), {"a": (0, 0, 0)}, one, one, one, one)
-        >>> comparison_table(r, {"test_acc": "test accuracy"}).loc["a"].tolist()
-        [0.85, 0.0707]
-    """
-    from dropoutlib.course.book import table
-
-    summaries = {metric: result.summary(metric) for metric in metrics}
-    rows = []
-    for name in result.configs:
-        row: dict[str, Any] = {"set-up": name}
-        for metric, label in metrics.items():
-            row[label], row[f"{label} std"] = summaries[metric][name]
-        rows.append(row)
-    return table(rows, index="set-up", digits=4)
+# --- claims of chapter 6 ----------------------------------------------------------------------------
 
 
 def identity_claims(
@@ -932,41 +777,449 @@ def wide_unit_claims(wide: WideUnitResult) -> list[Claim]:
     ]
 
 
-def regularizer_claims(result: RegularizationComparison) -> list[Claim]:
-    """On the digits, every regularizer raises the mean test accuracy and lowers the mean test loss.
+# --- the controlled comparison: validation split, early stopping, tuned weight decay -----------------
 
-    Every model fits its training images; weight decay halves the weight norm, dropout keeps it more
-    than twice as large; "both" is within the seed-to-seed spread of the better single regularizer.
+#: Weight decays tried on the validation split (Adam's L2 term on every parameter).
+WEIGHT_DECAY_GRID: tuple[float, ...] = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
+#: Hidden drop probabilities tried on the validation split (input dropout fixed at 0.2).
+DROPOUT_GRID: tuple[float, ...] = (0.2, 0.35, 0.5, 0.65, 0.8)
+DROPOUT_INPUT_P = 0.2
+#: Full-batch Adam epochs every network gets (the same budget for every set-up).
+CONTROLLED_EPOCHS = 150
+CONTROLLED_LR = 2e-2
+N_TRAIN, N_VALIDATION = 200, 100
+
+
+def validation_split(seed: int, n_train: int = N_TRAIN, n_validation: int = N_VALIDATION) -> dict:
+    """Digits: ``n_train`` training and ``n_validation`` validation images, and the 540 test images.
+
+    The test set is :func:`load_digits`'s for ``seed``; training and validation images are a
+    stratified, seeded draw from its 1257 training images (disjoint), standardized with the
+    statistics of the ``n_train`` training images only. Returns tensors ``x_train, y_train, x_val,
+    y_val, x_test, y_test``.
+
+    Example:
+        >>> d = validation_split(0)
+        >>> d["x_train"].shape, d["x_val"].shape, d["x_test"].shape
+        (torch.Size([200, 64]), torch.Size([100, 64]), torch.Size([540, 64]))
     """
-    acc, loss = result.summary("test_acc"), result.summary("test_loss")
-    norm = result.summary("weight_norm")
+    import sklearn.datasets
+    from sklearn.model_selection import train_test_split
+
+    from dropoutlib.course.data import standardize
+
+    seed = check_seed(seed)
+    x_all, y_all = sklearn.datasets.load_digits(return_X_y=True)
+    x, x_test, y, y_test = train_test_split(  # load_digits's split for this seed
+        x_all, y_all, test_size=math.ceil(0.3 * len(y_all)), stratify=y_all, random_state=seed
+    )
+    index = np.arange(len(y))
+    chosen, _ = train_test_split(index, train_size=n_train + n_validation, stratify=y, random_state=seed)
+    train, val = train_test_split(chosen, train_size=n_train, stratify=y[chosen], random_state=seed)
+    x_train, rest_z, _, _ = standardize(x[train], np.concatenate([x[val], x_test]))
+    as_x = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
+    return {
+        "x_train": as_x(x_train), "y_train": torch.as_tensor(y[train]),
+        "x_val": as_x(rest_z[: len(val)]), "y_val": torch.as_tensor(y[val]),
+        "x_test": as_x(rest_z[len(val):]), "y_test": torch.as_tensor(y_test),
+    }
+
+
+@dataclass(frozen=True, eq=False)
+class ControlledComparison:
+    """What :func:`controlled_comparison` measured.
+
+    Attributes:
+        seeds: the seeds (each fixes the split, the initial weights and the masks).
+        settings: name -> (input_p, p, weight_decay), one network per setting and seed.
+        val_loss, val_err, test_loss, test_err: name -> array ``(seeds, epochs)``, evaluation mode,
+            after every epoch; weight_norm: the Euclidean norm of all parameters, the same shape.
+        train_err: name -> array ``(seeds,)`` after the last epoch.
+    """
+
+    seeds: tuple[int, ...]
+    settings: dict[str, tuple[float, float, float]]
+    val_loss: dict[str, np.ndarray]
+    val_err: dict[str, np.ndarray]
+    test_loss: dict[str, np.ndarray]
+    test_err: dict[str, np.ndarray]
+    weight_norm: dict[str, np.ndarray]
+    train_err: dict[str, np.ndarray]
+
+    def last(self, name: str, metric: str = "test_err", epoch: int | None = None) -> np.ndarray:
+        """``metric`` of setting ``name`` after the last epoch (or after ``epoch``), one value per seed."""
+        values = getattr(self, metric)[name]
+        if values.ndim == 1:
+            return values
+        return values[:, -1 if epoch is None else epoch - 1]
+
+    def early_stopped(self, name: str, metric: str = "test_err", epoch: int | None = None) -> np.ndarray:
+        """``metric`` at the epoch of lowest validation loss (chosen per seed, among the first
+        ``epoch`` epochs if given), one value per seed."""
+        best = self.val_loss[name][:, :epoch].argmin(axis=1)
+        return getattr(self, metric)[name][np.arange(len(self.seeds)), best]
+
+    def best_epoch(self, name: str) -> np.ndarray:
+        """The (1-based) epoch of lowest validation loss, per seed."""
+        return self.val_loss[name].argmin(axis=1) + 1
+
+    def tuned(
+        self, names: Sequence[str], metric: str = "test_err", epoch: int | None = None
+    ) -> tuple[np.ndarray, list[str]]:
+        """Per seed, ``metric`` after the last epoch (or ``epoch``) of the setting in ``names`` with
+        the lowest validation loss then, and the chosen settings."""
+        vals = np.stack([self.last(n, "val_loss", epoch) for n in names])  # (settings, seeds)
+        pick = vals.argmin(axis=0)
+        values = np.stack([self.last(n, metric, epoch) for n in names])
+        return values[pick, np.arange(len(self.seeds))], [names[k] for k in pick]
+
+
+def controlled_settings() -> dict[str, tuple[float, float, float]]:
+    """name -> (input_p, p, weight_decay): no regularization, the weight-decay grid, the dropout grid."""
+    settings = {"none": (0.0, 0.0, 0.0)}
+    settings |= {f"wd {lam:g}": (0.0, 0.0, lam) for lam in WEIGHT_DECAY_GRID}
+    settings |= {f"dropout {p:g}": (DROPOUT_INPUT_P, p, 0.0) for p in DROPOUT_GRID}
+    return settings
+
+
+def controlled_comparison(
+    seeds: Sequence[int] = (0, 1, 2, 3, 4),
+    *,
+    settings: dict[str, tuple[float, float, float]] | None = None,
+    epochs: int = CONTROLLED_EPOCHS,
+    lr: float = CONTROLLED_LR,
+    hidden: int = 64,
+) -> ControlledComparison:
+    """Train one MLP (64 -> ``hidden`` -> 10, ReLU) per setting and seed, all at once, and record
+    validation and test metrics after every full-batch Adam epoch.
+
+    Every network of a seed starts from the same weights (:class:`~course.batched.BatchedMLP`
+    seeds them by the seed) and sees the same :func:`validation_split`; weight decay is Adam's
+    L2 term on every parameter (as ``torch.optim.Adam(weight_decay=...)``), per network.
+
+    Example:
+        >>> r = controlled_comparison([0], settings={"none": (0, 0, 0)}, epochs=3)
+        >>> r.test_err["none"].shape
+        (1, 3)
+    """
+    from dropoutlib.course.batched import BatchedMLP
+
+    seeds = tuple(check_seed(s) for s in seeds)
+    if not seeds:
+        raise ValueError("seeds must hold at least one seed")
+    epochs = check_positive_int(epochs, "epochs")
+    settings = dict(controlled_settings() if settings is None else settings)
+    names = list(settings)
+    members = [(name, k) for name in names for k in range(len(seeds))]
+    splits = [validation_split(s) for s in seeds]
+    stack = lambda key: torch.stack([splits[k][key] for _, k in members])  # noqa: E731
+    data = {key: stack(key) for key in splits[0]}
+    model = BatchedMLP(
+        64, [hidden], 10, seeds=[seeds[k] for _, k in members],
+        p=[settings[n][1] for n, _ in members], input_p=[settings[n][0] for n, _ in members],
+    )
+    decay = torch.tensor([float(settings[n][2]) for n, _ in members]).view(-1, 1, 1)
+    generators = [torch.Generator().manual_seed(seeds[k] + 2**33) for _, k in members]
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
+    params = list(model.parameters())
+    m = len(members)
+
+    def losses(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        flat = torch.nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none")
+        return flat.view(m, -1).mean(dim=1)
+
+    keys = ("val_loss", "val_err", "test_loss", "test_err", "weight_norm")
+    record: dict[str, list[torch.Tensor]] = {k: [] for k in keys}
+    with torch_threads(1):
+        for _ in range(epochs):
+            model.train()
+            loss = losses(model(data["x_train"], generators), data["y_train"]).sum()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            with torch.no_grad():
+                for q in params:
+                    q.grad.add_(decay * q)
+            optimizer.step()
+            model.eval()
+            with torch.no_grad():
+                logits = model(data["x_val"])
+                record["val_loss"].append(losses(logits, data["y_val"]))
+                record["val_err"].append((logits.argmax(dim=2) != data["y_val"]).double().mean(dim=1))
+                logits = model(data["x_test"])
+                record["test_loss"].append(losses(logits, data["y_test"]))
+                record["test_err"].append((logits.argmax(dim=2) != data["y_test"]).double().mean(dim=1))
+                record["weight_norm"].append(sum((q**2).flatten(1).sum(dim=1) for q in params).sqrt())
+        with torch.no_grad():
+            train_err = (model(data["x_train"]).argmax(dim=2) != data["y_train"]).double().mean(dim=1)
+    k = len(seeds)
+    per_epoch = {key: torch.stack(v, dim=1).double().numpy() for key, v in record.items()}
+    split = lambda a: {n: a[i * k : (i + 1) * k] for i, n in enumerate(names)}  # noqa: E731
+    return ControlledComparison(
+        seeds=seeds, settings=settings,
+        **{key: split(a) for key, a in per_epoch.items()},
+        train_err=split(train_err.double().numpy()),
+    )
+
+
+#: The procedures the chapter compares, each a way to get one network per seed from the runs.
+PROCEDURES = (
+    "no regularization",
+    "early stopping",
+    "weight decay, tuned",
+    "dropout, p = 0.5",
+    "dropout, tuned",
+)
+#: A paired difference counts as a gain when it lies this many standard errors below zero, and as
+#: inside the noise when its mean lies within this many standard errors of zero.
+Z_GAIN = 2.0
+WD_NORM_RATIO = 0.6  # tuned weight decay ends below this fraction of the unregularized norm
+DROPOUT_NORM_RATIO = 0.9  # dropout ends above this fraction of it
+
+
+def procedure_values(
+    result: ControlledComparison, metric: str = "test_err", epoch: int | None = None
+) -> dict[str, np.ndarray]:
+    """procedure -> ``metric`` per seed for each of :data:`PROCEDURES`.
+
+    "no regularization": the last epoch; "early stopping": the same runs at their epoch of lowest
+    validation loss; "weight decay, tuned" and "dropout, tuned": the last epoch of the grid setting
+    with the lowest final validation loss, chosen per seed; "dropout, p = 0.5": that setting, untuned.
+    The test set is never used to choose. With ``epoch``, training is taken to stop there (a
+    shorter budget read off the same runs).
+    """
+    names = list(result.settings)
+    wd = [n for n in names if n.startswith("wd ")]
+    dropout = [n for n in names if n.startswith("dropout ")]
+    return {
+        "no regularization": result.last("none", metric, epoch),
+        "early stopping": result.early_stopped("none", metric, epoch),
+        "weight decay, tuned": result.tuned(wd, metric, epoch)[0],
+        "dropout, p = 0.5": result.last("dropout 0.5", metric, epoch),
+        "dropout, tuned": result.tuned(dropout, metric, epoch)[0],
+    }
+
+
+def controlled_table(result: ControlledComparison) -> pd.DataFrame:
+    """One row per procedure: test error (mean over seeds, in %), its paired difference to early
+    stopping (mean ± standard error, points), and the test cross-entropy."""
+    from dropoutlib.course.book import table
+    from dropoutlib.course.stats import paired_gain
+
+    err, loss = procedure_values(result), procedure_values(result, "test_loss")
+    rows = []
+    for name in PROCEDURES:
+        mean, _, se = paired_gain(err["early stopping"], err[name])
+        rows.append({
+            "procedure": name, "test error (%)": 100 * err[name].mean(),
+            "vs early stopping (points)": 100 * mean, "± SE": 100 * se,
+            "test loss": loss[name].mean(),
+        })
+    return table(rows, index="procedure", digits=2)
+
+
+def controlled_claims(result: ControlledComparison) -> list[Claim]:
+    """The digits comparison, with its baselines: paired differences over the seeds.
+
+    Tuned dropout and tuned weight decay each beat both unregularized baselines (last epoch, early
+    stopping) by more than :data:`Z_GAIN` standard errors; early stopping gains nothing over the last
+    epoch; dropout and weight decay differ by less than :data:`Z_GAIN` standard errors; tuned weight
+    decay reaches the lowest test loss; weight decay shrinks the weights, dropout does not.
+    """
+    from dropoutlib.course.stats import paired_gain
+
+    err = procedure_values(result)
     claims = []
-    for name in REGULARIZED:
-        claims += [
-            above(f"{name} raises the mean test accuracy", acc[name][0], acc["none"][0]),
-            below(f"{name} lowers the mean test loss", loss[name][0], loss["none"][0]),
-        ]
-    fitted = all(bool((v == 1.0).all()) for v in result.train_acc.values())
-    best_single = max(acc["dropout"][0], acc["weight decay"][0])
-    spread = max(acc[name][1] for name in REGULARIZED)
-    return claims + [
-        Claim("every model fits its training images", fitted,
-              "training accuracy 1" if fitted else "below 1"),
-        below("weight decay halves the weight norm", norm["weight decay"][0], 0.5 * norm["none"][0]),
-        above("dropout shrinks the weights far less (vs twice weight decay's)", norm["dropout"][0],
-              2 * norm["weight decay"][0]),
-        below("both is within the spread of the better single one (|difference|)",
-              abs(acc["both"][0] - best_single), spread),
+    for name in ("dropout, tuned", "weight decay, tuned"):
+        for base in ("no regularization", "early stopping"):
+            mean, _, se = paired_gain(err[base], err[name])
+            claims.append(below(f"{name} lowers the test error vs {base} (mean + {Z_GAIN:g} SE)",
+                                mean + Z_GAIN * se, 0.0))
+    mean, _, se = paired_gain(err["no regularization"], err["early stopping"])
+    claims.append(above(f"early stopping gains nothing over the last epoch (mean + {Z_GAIN:g} SE)",
+                        mean + Z_GAIN * se, 0.0))
+    mean, _, se = paired_gain(err["weight decay, tuned"], err["dropout, tuned"])
+    claims.append(below(f"tuned dropout and weight decay differ inside the noise (|mean| - {Z_GAIN:g} SE)",
+                        abs(mean) - Z_GAIN * se, 0.0))
+    loss = {name: v.mean() for name, v in procedure_values(result, "test_loss").items()}
+    others = min(v for name, v in loss.items() if name != "weight decay, tuned")
+    claims.append(below("tuned weight decay has the lowest test loss (vs the next lowest)",
+                        loss["weight decay, tuned"], others))
+    norm = procedure_values(result, "weight_norm")
+    none = norm["no regularization"].mean()
+    claims += [
+        below(f"weight decay shrinks the weights (vs {WD_NORM_RATIO:g} of none)",
+              norm["weight decay, tuned"].mean(), WD_NORM_RATIO * none),
+        above(f"dropout's weights stay about as large (vs {DROPOUT_NORM_RATIO:g} of none)",
+              norm["dropout, tuned"].mean(), DROPOUT_NORM_RATIO * none),
     ]
-
-
-def per_seed_loss_claims(result: RegularizationComparison) -> list[Claim]:
-    """Seed by seed, not only on average: each regularizer lowers the test loss on every seed.
-
-    Stronger than :func:`regularizer_claims`; the claims test checks it on its own seeds.
-    """
-    claims = []
-    for name in REGULARIZED:
-        worst = float((result.test_loss[name] - result.test_loss["none"]).max())
-        claims.append(below(f"{name} lowers the test loss on every seed (largest change)", worst, 0.0))
     return claims
+
+
+def plot_procedures(ax: Axes, result: ControlledComparison) -> None:
+    """Test error (%) of each of :data:`PROCEDURES`: one dot per seed, joined across procedures by
+    seed (the comparison is paired), and the mean as a black bar.
+
+    Example:
+        >>> import matplotlib.pyplot as plt
+        >>> r = controlled_comparison([0, 1], epochs=2)
+        >>> fig, ax = plt.subplots()
+        >>> plot_procedures(ax, r)
+        >>> plt.close(fig)
+    """
+    from dropoutlib.course.plots import COLORS
+
+    err = procedure_values(result)
+    values = 100 * np.stack([err[name] for name in PROCEDURES])  # (procedures, seeds)
+    positions = np.arange(len(PROCEDURES))
+    for k in range(values.shape[1]):
+        ax.plot(positions, values[:, k], color=COLORS["neutral"], lw=0.8, alpha=0.7, marker="o",
+                markersize=4, zorder=2)
+    ax.scatter(positions, values.mean(axis=1), marker="_", s=600, color="black", linewidths=2.5, zorder=3,
+               label="mean over seeds")
+    ax.set_xticks(positions, [name.replace(", ", ",\n") for name in PROCEDURES])
+    ax.set_xlim(-0.5, len(PROCEDURES) - 0.5)
+
+
+# --- logistic regression: Wager et al.'s quadratic penalty -------------------------------------------
+
+GLM_WEIGHTS = (1.5, -1.0, 0.5, 0.0, 1.0)
+GLM_P = (0.1, 0.3, 0.5)
+
+
+def logistic_problem(seed: int = 0, n: int = 200) -> tuple[torch.Tensor, torch.Tensor]:
+    """A logistic regression: ``n`` examples, 5 inputs of scales 0.5 to 2 (as :func:`small_problem`),
+    labels drawn from the logistic model with weights :data:`GLM_WEIGHTS`; float64 ``(x, y)``.
+
+    Example:
+        >>> x, y = logistic_problem(0)
+        >>> x.shape, sorted(set(y.tolist()))
+        (torch.Size([200, 5]), [0.0, 1.0])
+    """
+    g = torch.Generator().manual_seed(check_seed(seed))
+    scales = torch.tensor(SMALL_SCALES, dtype=torch.float64)
+    x = torch.randn(n, len(scales), generator=g, dtype=torch.float64) * scales
+    logits = x @ (torch.tensor(GLM_WEIGHTS, dtype=torch.float64) / scales)
+    y = (torch.rand(n, generator=g, dtype=torch.float64) < torch.sigmoid(logits)).double()
+    return x, y
+
+
+def logistic_dropout_penalty(x: torch.Tensor, beta: torch.Tensor, p: float) -> torch.Tensor:
+    r"""Wager et al.'s quadratic dropout penalty for logistic regression (a tensor, differentiable):
+
+    .. math::
+
+        R(\beta) = \frac{p}{2q} \sum_i \hat p_i (1 - \hat p_i) \sum_j x_{ij}^2 \beta_j^2,
+        \qquad \hat p_i = \sigma(x_i^\top \beta).
+
+    It holds no label: the expected log-loss under the masks, minus the clean log-loss, is
+    :math:`\sum_i \mathbb E[A(\tilde\eta_i)] - A(\eta_i)` with :math:`A = \log(1 + e^\eta)` (the label
+    term :math:`y_i\eta_i` is linear, and the masks leave :math:`\eta` unbiased), and :math:`R` is
+    its second-order Taylor expansion.
+
+    Example:
+        >>> x = torch.ones(2, 1, dtype=torch.float64)
+        >>> round(float(logistic_dropout_penalty(x, torch.zeros(1, dtype=torch.float64) + 2, 0.5)), 4)
+        0.42
+    """
+    p = _drop_probability(p)
+    probs = torch.sigmoid(x @ beta)
+    return p / (1 - p) / 2 * (probs * (1 - probs) * (x**2 @ beta**2)).sum()
+
+
+def sample_logistic_penalty(
+    x: torch.Tensor, beta: torch.Tensor, p: float, n_masks: int, generator: torch.Generator
+) -> torch.Tensor:
+    r""":math:`\sum_i A(\tilde\eta_i) - A(\eta_i)` for ``n_masks`` independent masks (inverted dropout
+    on the inputs): Monte Carlo samples whose mean is the exact dropout penalty."""
+    p = _drop_probability(p, allow_zero=False)
+    n_masks = check_positive_int(n_masks, "n_masks")
+    clean = torch.nn.functional.softplus(x @ beta).sum()
+    keep = torch.rand(n_masks, *x.shape, generator=generator, dtype=x.dtype) >= p
+    eta = (x * keep / (1 - p)) @ beta
+    return torch.nn.functional.softplus(eta).sum(dim=1) - clean
+
+
+def fit_logistic(
+    x: torch.Tensor, y: torch.Tensor, p: float, *, method: str, steps: int = 2000, copies: int = 8,
+    lr: float = 0.5, seed: int = 0,
+) -> torch.Tensor:
+    """Fit logistic regression (mean log-loss, no bias) by full-batch gradient descent.
+
+    ``method``: ``"none"`` (maximum likelihood), ``"quadratic"`` (plus :func:`logistic_dropout_penalty`
+    divided by ``n``), or ``"dropout"`` (inverted dropout on the inputs, ``copies`` masks per
+    example and step, learning rate decaying as ``lr / (1 + t / 300)``).
+
+    Example:
+        >>> x, y = logistic_problem(0)
+        >>> fit_logistic(x, y, 0.0, method="none", steps=10).shape
+        torch.Size([5])
+    """
+    if method not in ("none", "quadratic", "dropout"):
+        raise ValueError(f"method must be 'none', 'quadratic' or 'dropout', got method={method!r}")
+    p = _drop_probability(p)
+    g = torch.Generator().manual_seed(check_seed(seed))
+    beta = torch.zeros(x.shape[1], dtype=x.dtype, requires_grad=True)
+    n = x.shape[0]
+    for t in range(check_positive_int(steps, "steps")):
+        if method == "dropout":
+            keep = torch.rand(copies, *x.shape, generator=g, dtype=x.dtype) >= p
+            eta = (x * keep / (1 - p)) @ beta
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(eta, y.expand_as(eta))
+            step = lr / (1 + t / 300)
+        else:
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(x @ beta, y)
+            if method == "quadratic":
+                loss = loss + logistic_dropout_penalty(x, beta, p) / n
+            step = lr
+        (grad,) = torch.autograd.grad(loss, beta)
+        with torch.no_grad():
+            beta -= step * grad
+    return beta.detach()
+
+
+def glm_experiment(seed: int = 0, ps: Sequence[float] = GLM_P, n_masks: int = 20_000) -> dict[str, Any]:
+    """For each ``p``: the penalty at the maximum-likelihood weights, exact (Monte Carlo, with its
+    standard error) and quadratic; and the weights from dropout training, from the quadratic
+    penalty, and without regularization."""
+    x, y = logistic_problem(seed)
+    g = torch.Generator().manual_seed(check_seed(seed) + 1)
+    mle = fit_logistic(x, y, 0.0, method="none")
+    rows = []
+    with torch_threads(1):
+        for p in ps:
+            samples = sample_logistic_penalty(x, mle, p, n_masks, g)
+            dropout = fit_logistic(x, y, p, method="dropout", seed=seed)
+            quadratic = fit_logistic(x, y, p, method="quadratic")
+            rows.append({
+                "p": p, "mc": float(samples.mean()), "mc_se": float(samples.std() / n_masks**0.5),
+                "quadratic": float(logistic_dropout_penalty(x, mle, p)),
+                "dropout": dropout, "quadratic_fit": quadratic,
+            })
+    return {"x": x, "y": y, "mle": mle, "rows": rows}
+
+
+GLM_PENALTY_TOLERANCE = 0.3  # the quadratic penalty lies within 30% of the exact one
+GLM_FIT_RATIO = 0.5  # the quadratic fit lies closer to dropout's than half the distance to the MLE
+
+
+def glm_claims(result: dict[str, Any]) -> list[Claim]:
+    """Logistic regression: the quadratic penalty approximates the exact dropout penalty (within
+    :data:`GLM_PENALTY_TOLERANCE`, relative), its minimizer lands near dropout training's weights
+    (distance below :data:`GLM_FIT_RATIO` of dropout's distance from the maximum-likelihood weights),
+    and dropout shrinks the weights more as ``p`` grows."""
+    mle = result["mle"]
+    rows = result["rows"]
+    worst_penalty = max(abs(r["quadratic"] / r["mc"] - 1) for r in rows)
+    worst_fit = max(float((r["dropout"] - r["quadratic_fit"]).norm() / (r["dropout"] - mle).norm())
+                    for r in rows)
+    norms = [float(mle.norm())] + [float(r["dropout"].norm()) for r in rows]
+    return [
+        below("the quadratic penalty is close to the exact one (largest |ratio - 1|)", worst_penalty,
+              GLM_PENALTY_TOLERANCE),
+        below("at the smallest p it underestimates it (quadratic - exact)",
+              rows[0]["quadratic"] - rows[0]["mc"], -3 * rows[0]["mc_se"]),
+        below("its minimizer lands near dropout training (distance / distance to the MLE)", worst_fit,
+              GLM_FIT_RATIO),
+        Claim("dropout shrinks the weights more as p grows", all(np.diff(norms) < 0),
+              " > ".join(f"{v:.3f}" for v in norms)),
+    ]

@@ -20,8 +20,12 @@ from dropoutlib.experiments.activations import (
     activation_experiment,
     active_unit_claims,
     dead_unit_claims,
+    early_stopping_claims,
+    early_stopping_comparison,
     growth_claims,
     histogram_claims,
+    seed_claims,
+    seed_differences,
     variance_claims,
 )
 
@@ -46,3 +50,11 @@ def runs(seed: int) -> tuple[ActivationRun, ActivationRun]:
 @pytest.mark.parametrize("seed", SEEDS)
 def test_the_chapters_claims_hold_for_every_seed(seed, claims):
     check(claims(*runs(seed)))
+
+
+def test_the_differences_over_five_seeds():
+    check(seed_claims(seed_differences({seed: runs(seed) for seed in SEEDS})))
+
+
+def test_dropout_beats_an_early_stopped_baseline_over_five_seeds():
+    check(early_stopping_claims(early_stopping_comparison(seeds=SEEDS)))

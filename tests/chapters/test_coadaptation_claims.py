@@ -4,7 +4,8 @@ Each seed fixes the digits' training/test split, the initial weights, the miniba
 dropout masks (``train_handicapped(p, handicap, seed=seed)``), and, for the four copies and the
 gradient sweep, the data, the masks and the random network. The thresholds live in
 :mod:`dropoutlib.experiments.coadaptation` only. The one claim about several seeds at once (the
-change in correlation has no consistent sign) is checked over all of them.
+change in correlation has no consistent sign) and the paired differences with their standard errors
+are checked over all of them.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ import functools
 import pytest
 
 from dropoutlib.course.claims import check
+from dropoutlib.course.data import load_digits
 from dropoutlib.experiments.coadaptation import (
-    HANDICAPS,
+    ADAM_LR,
+    LR_CONTROL,
     adam_claims,
     copies_claims,
     correlation_claims,
@@ -23,7 +26,12 @@ from dropoutlib.experiments.coadaptation import (
     dynamics_claims,
     gradient_norm_claims,
     handicap_claims,
+    handicap_runs,
+    lr_control_claims,
+    seed_claims,
+    seed_differences,
     spread_claims,
+    synergy_claims,
     train_copies,
     train_handicapped,
     unit_gradient_norms,
@@ -37,7 +45,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 @functools.cache
 def runs(seed):
     """The chapter's eight runs (four handicaps, with and without dropout) for one seed."""
-    return {(h, p): train_handicapped(p, h, seed=seed) for h in HANDICAPS for p in (0.0, 0.5)}
+    return handicap_runs(seed)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -86,4 +94,18 @@ def test_the_change_in_correlation_has_no_consistent_sign():
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_adam_erases_the_handicap_without_dropout(seed):
-    check(adam_claims(train_handicapped(0.0, "both", seed=seed, optimizer="adam", lr=3e-3)))
+    check(adam_claims(train_handicapped(0.0, "both", seed=seed, optimizer="adam", lr=ADAM_LR)))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_larger_sgd_learning_rate_does_not_erase_the_handicap(seed):
+    check(lr_control_claims(train_handicapped(0.0, "both", seed=seed, lr=LR_CONTROL)))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_dropout_lowers_the_share_of_subadditive_pairs(seed):
+    check(synergy_claims(runs(seed), load_digits(seed=seed)))
+
+
+def test_the_effects_over_five_seeds_are_beyond_two_standard_errors():
+    check(seed_claims(seed_differences({seed: runs(seed) for seed in SEEDS})))

@@ -8,8 +8,9 @@ thresholds; the claims about means over seeds are checked on the means over five
 
 The residual MLP's training is chaotic: rounding differences in the last bit (which kernels ATen picks
 for the CPU, e.g. ``ATEN_CPU_CAPABILITY=avx2`` against ``avx512``) change its test loss by tenths of a
-nat, so ``residual-droppath`` lowering the test loss on every seed holds on the machines the book was
-built on (AVX2) but not on every CPU.
+nat. With AVX2 kernels everywhere (tools/chapters.py pins ATen, oneDNN and MKL) DropPath lowered the
+test loss on every seed on one machine and not on another, so the chapter claims only that its effect is
+inside the noise of the seeds.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from dropoutlib.experiments.ensemble import (
     compare_predictions,
     confidence_claims,
     deep_network_claims,
+    ensemble_over_seeds,
     enumerate_subnetworks,
     expected_over_masks,
     jensen_claims,
@@ -29,7 +30,11 @@ from dropoutlib.experiments.ensemble import (
     mask_probabilities,
     monte_carlo_claims,
     monte_carlo_errors,
+    noise_claims,
+    over_seeds_claims,
     repaired_weights_claims,
+    scores_claims,
+    scores_table,
     subnetwork_claims,
     train_net,
 )
@@ -67,6 +72,7 @@ def _measure(model, seed: int):
         "averaging": averaging_claims(comparison),
         "confidence": confidence_claims(confidence_am, confidence_ws, ws_above),
         "repaired": repaired_weights_claims(repaired_error, comparison),
+        "scores": scores_claims(scores_table(table, y)),
     }
     return comparison, curve, claims, table
 
@@ -77,8 +83,11 @@ def _seed(seed: int) -> dict[str, list[Claim]]:
     data = _data()
     shallow, shallow_history = train_net("shallow", seed, data=data)
     deep, deep_history = train_net("deep", seed, data=data)
-    c_shallow, curve_shallow, claims, _ = _measure(shallow, seed)
-    c_deep, curve_deep, _, deep_table = _measure(deep, seed)
+    c_shallow, curve_shallow, claims, shallow_table = _measure(shallow, seed)
+    c_deep, curve_deep, deep_claims, deep_table = _measure(deep, seed)
+    claims["scores"] += deep_claims["scores"]
+    claims["noise"] = noise_claims(shallow_table, deep_table, data.y_test)
+    del shallow_table
     deep64 = copy.deepcopy(deep).double()
     with torch.no_grad():
         h = deep64[:2](data.x_test.double())
@@ -103,8 +112,24 @@ def _seed(seed: int) -> dict[str, list[Claim]]:
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize(
     "section",
-    ["subnetworks", "averaging", "confidence", "jensen", "deep", "monte_carlo", "repaired", "light"],
+    [
+        "subnetworks",
+        "averaging",
+        "confidence",
+        "jensen",
+        "deep",
+        "monte_carlo",
+        "repaired",
+        "light",
+        "scores",
+        "noise",
+    ],
 )
 def test_chapter_claims_hold(seed, section):
     """Each section's claims (and exercises 3 and 5's) hold for every seed, as the chapter checks them."""
     check(_seed(seed)[section])
+
+
+def test_over_seeds_claims_hold():
+    """The chapter's five-seed comparison of the exact ensemble with weight scaling (one network)."""
+    check(over_seeds_claims(ensemble_over_seeds(SEEDS, kinds=("shallow",), data=_data())))

@@ -20,9 +20,13 @@ from dropoutlib.experiments.from_scratch import (
     bitwise_claims,
     dropped_unit_gradients,
     forward_claims,
+    gradcheck_claims,
+    gradcheck_dropout,
     gradient_claims,
+    hand_loop_claims,
     mask_claims,
     rounding_claims,
+    train_by_hand,
     zero_column_claims,
     zero_gradient_column_frequency,
 )
@@ -122,3 +126,22 @@ def test_zero_gradient_columns_occur_with_probability_p_to_the_b(seed):
     p = 0.5
     measured = {b: zero_gradient_column_frequency(p, b, seed=seed, n_batches=2000) for b in (1, 2, 4, 8, 12)}
     check(zero_column_claims(measured, p))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_gradcheck_accepts_dropout_and_rejects_a_backward_without_the_mask(seed):
+    assert gradcheck_dropout(seed=seed), "gradcheck should pass for DropoutFunction"
+    check(gradcheck_claims(gradcheck_dropout(broken=True, seed=seed)))
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from dropoutlib.course.data import load_digits
+
+    return load_digits()
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_the_hand_written_loop_trains_the_network(seed, digits):
+    _, losses, accuracy = train_by_hand(digits, seed=seed)
+    check(hand_loop_claims(losses, accuracy, digits.n_test))

@@ -18,6 +18,7 @@ from dropoutlib.experiments.training_vs_inference import (
     expectation_claims,
     forgotten_eval_claims,
     forgotten_eval_experiment,
+    noise_claims,
     rescale_claims,
     training_outputs,
     training_vs_test,
@@ -50,6 +51,19 @@ def test_both_rules_match_their_test_time_output_in_expectation(seed):
     wrong_test = (p * weight) @ x  # "multiply the weights by p" with p the drop probability
     ratio = (wrong_test.double().norm() / checks["standard"].train_mean.norm()).item()
     check(expectation_claims(checks, ratio, p))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_noise_is_multiplicative_with_variance_p_over_q_sum_w2x2(seed):
+    generator = course.seed_everything(seed)
+    p = 0.3
+    weight = torch.randn(4, 50, generator=generator)
+    x = torch.randn(50, generator=generator)
+    measured = {}
+    for scale in (1.0, 2.0, 0.0):
+        summary = training_vs_test(weight, scale * x, p, variant="inverted", generator=generator)
+        measured[scale] = summary.standard_error * summary.n_masks**0.5
+    check(noise_claims(measured, weight, x, p))
 
 
 @pytest.mark.parametrize("seed", SEEDS)

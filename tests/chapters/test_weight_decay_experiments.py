@@ -14,19 +14,27 @@ from torch import nn
 
 from dropoutlib.experiments import weight_decay as reg
 from dropoutlib.experiments.weight_decay import (
-    RegularizationComparison,
-    compare_regularizers,
+    PROCEDURES,
+    ControlledComparison,
+    controlled_claims,
+    controlled_comparison,
     dropout_ridge_penalty,
     dropout_ridge_solution,
     equivalent_weight_decay,
     exact_dropout_loss,
     expected_dropout_loss,
+    fit_logistic,
     linear_problem,
-    plot_comparison,
+    logistic_dropout_penalty,
+    logistic_problem,
+    plot_procedures,
+    procedure_values,
     sample_dropout_losses,
+    sample_logistic_penalty,
     small_problem,
     stable_learning_rate,
     train_linear_unit,
+    validation_split,
     wide_unit_experiment,
 )
 
@@ -313,25 +321,102 @@ def test_wide_unit_experiment_small():
         wide_unit_experiment(p=0.0, n_inputs=10, n_train=5, steps=1)
 
 
-def test_compare_regularizers_and_plot():
-    configs = {"none": (0.0, 0.0, 0.0), "dropout": (0.2, 0.5, 0.0)}
-    r = compare_regularizers([0, 1], configs=configs, n_train=50, epochs=3)
-    assert r.seeds == (0, 1) and set(r.test_acc) == set(configs)
-    summary = r.summary("test_acc")
-    assert summary["none"][0] == pytest.approx(r.test_acc["none"].mean())
-    assert summary["none"][1] == pytest.approx(r.test_acc["none"].std(ddof=1))
-    assert all(v > 0 for v in r.weight_norm["none"])
-    with pytest.raises(ValueError, match="metric"):
-        r.summary("accuracy")
-    fig, ax = plt.subplots()
-    plot_comparison(ax, r, "test_loss")
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["none", "dropout"]
-    plt.close(fig)
+def test_validation_split_is_disjoint_standardized_and_keeps_the_test_set():
+    from dropoutlib.course.data import load_digits
+
+    d = validation_split(3)
+    assert d["x_train"].shape == (200, 64) and d["x_val"].shape == (100, 64)
+    assert torch.equal(d["y_test"], load_digits(seed=3).y_test)
+    assert d["x_train"].mean(0).abs().max() < 1e-5
+    assert set(d["y_train"].tolist()) == set(range(10)) == set(d["y_val"].tolist())
+    rows = {tuple(r) for r in d["x_train"].tolist()}
+    assert sum(tuple(r) in rows for r in d["x_val"].tolist()) <= 2  # digits has a few duplicate images
+
+
+def test_controlled_comparison_members_match_plain_adam_with_weight_decay():
+    settings = {"none": (0.0, 0.0, 0.0), "wd 0.01": (0.0, 0.0, 1e-2), "dropout 0.5": (0.2, 0.5, 0.0)}
+    r = controlled_comparison([2], settings=settings, epochs=5, hidden=16)
+    assert r.test_err["none"].shape == (1, 5) and r.train_err["none"].shape == (1,)
+    from dropoutlib.course.batched import BatchedMLP
+
+    d = validation_split(2)
+    for name in ("none", "wd 0.01"):
+        net = BatchedMLP(64, [16], 10, seeds=[2]).member(0)  # the same initial weights
+        opt = torch.optim.Adam(net.parameters(), lr=reg.CONTROLLED_LR, weight_decay=settings[name][2])
+        for _ in range(5):
+            opt.zero_grad()
+            nn.functional.cross_entropy(net(d["x_train"]), d["y_train"]).backward()
+            opt.step()
+        with torch.no_grad():
+            val = nn.functional.cross_entropy(net(d["x_val"]), d["y_val"]).item()
+            norm = sum(float((q**2).sum()) for q in net.parameters()) ** 0.5
+        assert r.val_loss[name][0, -1] == pytest.approx(val, rel=1e-4)
+        assert r.weight_norm[name][0, -1] == pytest.approx(norm, rel=1e-4)
+    assert r.weight_norm["none"][0, -1] > r.weight_norm["wd 0.01"][0, -1]
     with pytest.raises(ValueError, match="seed"):
-        compare_regularizers([], configs=configs)
+        controlled_comparison([], settings=settings)
 
 
-def test_comparison_summary_with_one_seed():
-    one = {"a": np.array([0.5])}
-    r = RegularizationComparison((0,), {"a": (0, 0, 0)}, one, one, one, one)
-    assert r.summary() == {"a": (0.5, 0.0)}
+def _synthetic(val_loss, test_err):
+    arrays = {name: np.asarray(v, dtype=float) for name, v in val_loss.items()}
+    errs = {name: np.asarray(v, dtype=float) for name, v in test_err.items()}
+    zeros = {name: np.zeros(v.shape[0]) for name, v in arrays.items()}
+    settings = dict.fromkeys(arrays, (0.0, 0.0, 0.0))
+    return ControlledComparison((0,), settings, arrays, arrays, errs, errs, errs, zeros)
+
+
+def test_procedures_choose_on_validation_only():
+    # one seed, three epochs; the test error is best where the validation loss is worst
+    val = {"none": [[0.5, 0.2, 0.4]], "wd 0.001": [[0.3, 0.3, 0.1]], "wd 0.01": [[0.1, 0.1, 0.3]],
+           "dropout 0.5": [[0.4, 0.4, 0.4]], "dropout 0.8": [[0.4, 0.4, 0.2]]}
+    test = {"none": [[0.9, 0.3, 0.1]], "wd 0.001": [[0.9, 0.9, 0.2]], "wd 0.01": [[0.0, 0.0, 0.0]],
+            "dropout 0.5": [[0.5, 0.5, 0.5]], "dropout 0.8": [[0.9, 0.9, 0.25]]}
+    values = procedure_values(_synthetic(val, test))
+    assert list(values) == list(PROCEDURES)
+    assert values["no regularization"].tolist() == [0.1]
+    assert values["early stopping"].tolist() == [0.3]  # epoch 2, lowest validation loss
+    assert values["weight decay, tuned"].tolist() == [0.2]  # wd 0.001: lowest *final* validation loss
+    assert values["dropout, tuned"].tolist() == [0.25]
+    assert values["dropout, p = 0.5"].tolist() == [0.5]
+
+
+def test_controlled_claims_fail_when_dropout_does_not_help():
+    r = controlled_comparison([0, 1], epochs=2, hidden=8)
+    fig, ax = plt.subplots()
+    plot_procedures(ax, r)
+    assert len(ax.get_xticklabels()) == len(PROCEDURES)
+    plt.close(fig)
+    # three seeds, one epoch: dropout errs exactly as often as no regularization
+    flat = {"none": [[0.10], [0.12], [0.08]], "wd 0.001": [[0.05], [0.06], [0.04]],
+            "dropout 0.5": [[0.10], [0.12], [0.08]]}
+    synthetic = _synthetic(flat, flat)
+    synthetic = ControlledComparison((0, 1, 2), synthetic.settings, *(
+        getattr(synthetic, f) for f in ("val_loss", "val_err", "test_loss", "test_err", "weight_norm",
+                                         "train_err")))
+    holds = {c.statement: c.holds for c in controlled_claims(synthetic)}
+    assert not holds["dropout, tuned lowers the test error vs no regularization (mean + 2 SE)"]
+    assert holds["weight decay, tuned lowers the test error vs no regularization (mean + 2 SE)"]
+
+
+def test_logistic_penalty_is_the_second_order_term_and_holds_no_label():
+    x, y = logistic_problem(1, n=50)
+    beta = torch.tensor([0.2, -0.1, 0.1, 0.05, -0.05], dtype=torch.float64)  # small: the expansion holds
+    samples = sample_logistic_penalty(x, beta, 0.2, 40_000, torch.Generator().manual_seed(0))
+    assert float(samples.mean()) == pytest.approx(float(logistic_dropout_penalty(x, beta, 0.2)), rel=0.05)
+    # the exact penalty is the dropout log-loss minus the clean log-loss, for either labelling
+    g = torch.Generator().manual_seed(1)
+    keep = torch.rand(4000, *x.shape, generator=g, dtype=torch.float64) >= 0.2
+    eta = (x * keep / 0.8) @ beta
+    for labels in (y, 1 - y):
+        dropped = nn.functional.binary_cross_entropy_with_logits(eta, labels.expand_as(eta), reduction="sum")
+        clean = nn.functional.binary_cross_entropy_with_logits(x @ beta, labels, reduction="sum")
+        assert float(dropped / 4000 - clean) == pytest.approx(float(samples.mean()), abs=0.02)
+
+
+def test_fit_logistic_methods():
+    x, y = logistic_problem(0, n=100)
+    mle = fit_logistic(x, y, 0.0, method="none", steps=2000)
+    quadratic = fit_logistic(x, y, 0.3, method="quadratic", steps=2000)
+    assert quadratic.norm() < mle.norm()
+    with pytest.raises(ValueError, match="method"):
+        fit_logistic(x, y, 0.3, method="ridge")
