@@ -10,6 +10,7 @@ from dropoutlib.nn.alpha import alpha_dropout
 from dropoutlib.nn.dropconnect import dropconnect_linear
 from dropoutlib.nn.dropout import DropoutFunction, dropout, dropout_mask, keep_mask, standard_dropout
 
+
 @pytest.mark.parametrize("p", [0.2, 0.5, 0.9])
 def test_func_grad_of_dropout_is_the_mask_over_q(p: float) -> None:
     x = torch.randn(50, 20, generator=torch.Generator().manual_seed(1))
