@@ -20,6 +20,7 @@ from zoo_cases import ids, images, tensors_of
 
 import dropoutlib.uncertainty
 from dropoutlib.course import zoo
+from dropoutlib.experiments.mc_dropout import attention_dropout_only, hand_rolled_mc
 from dropoutlib.uncertainty import mc_predict
 
 try:
@@ -184,16 +185,6 @@ def test_a_zoo_model_with_every_rate_at_zero_gives_identical_passes_without_an_e
     assert float(pred.mutual_information.max()) < 1e-6  # 0 up to the rounding of the mean
 
 
-def attention_dropout_only(model: nn.Module) -> nn.Module:
-    """BERT with every dropout at 0 except the attention's (``attention.self.dropout``), whose ``p`` the
-    attention module reads and applies itself (SDPA's ``dropout_p``, or F.dropout in eager attention)
-    when its own flag is set."""
-    for name, module in model.named_modules():
-        if isinstance(module, nn.Dropout) and not name.endswith("attention.self.dropout"):
-            module.p = 0.0
-    return model
-
-
 @pytest.mark.parametrize("attention", ["sdpa", "eager"])
 def test_bert_attention_dropout_alone_makes_the_passes_differ(attention):
     """Its nn.Dropout is never called (the attention module reads its p): mc_predict must switch on the
@@ -220,25 +211,12 @@ def test_a_positive_rate_that_never_samples_raises_the_identical_passes_error(mo
 # --- the trap that mc_predict avoids: the fused path of nn.TransformerEncoderLayer --------------------
 
 
-def naive_passes(model: nn.Module, batch: torch.Tensor, samples: int) -> list[torch.Tensor]:
-    """The usual recipe: eval mode, then every nn.Dropout back in training mode, under no_grad."""
-    model.eval()
-    for module in model.modules():
-        if isinstance(module, nn.Dropout):
-            module.train()
-    try:
-        with torch.no_grad():
-            return [model(batch) for _ in range(samples)]
-    finally:
-        model.eval()
-
-
 def test_the_naive_recipe_gives_identical_passes_on_the_char_transformer_and_mc_predict_does_not(built):
     """In eval mode under no_grad, nn.TransformerEncoderLayer runs a fused kernel that calls none of its
     dropout modules, whatever their flags: the naive recipe's passes are all the same."""
     model, batch, _ = case("nn.TransformerEncoder", built)
     torch.manual_seed(0)
-    passes = naive_passes(model, batch, 4)
+    passes = hand_rolled_mc(model, batch, 4).samples
     assert all(torch.equal(passes[0], p) for p in passes[1:]), "the fused path no longer skips dropout"
     with torch.no_grad():
         pred = mc_predict(model, batch, samples=4, seed=0)
