@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from dropoutlib._validation import (
     check_floating,
@@ -59,12 +60,14 @@ __all__ = [
     "NOISE_STANDARD_ERRORS",
     "PREDICTIONS",
     "SEEDS",
+    "TAYLOR_CONSTANT",
     "Z_ONE_BOUND",
     "Z_ONE_BOUND_OVER_SEEDS",
     "EnsembleComparison",
     "MonteCarloCurve",
     "PredictionDistance",
     "SeedErrors",
+    "SigmoidAverages",
     "SubnetworkTable",
     "all_masks",
     "averaging_claims",
@@ -78,6 +81,8 @@ __all__ = [
     "error_rate",
     "error_table",
     "expected_over_masks",
+    "fast_dropout_claims",
+    "fast_dropout_relu",
     "jensen_claims",
     "less_dropout_claims",
     "log_loss",
@@ -95,6 +100,8 @@ __all__ = [
     "repaired_weights_claims",
     "scores_claims",
     "scores_table",
+    "sigmoid_claims",
+    "sigmoid_unit_averages",
     "split_at_dropout",
     "subnetwork_claims",
     "train_net",
@@ -1154,3 +1161,158 @@ def over_seeds_claims(summary: SeedErrors) -> list[Claim]:
             )
         )
     return claims
+
+
+# ---------------------------------------------------------------------------------------------
+# Sigmoid units (Baldi and Sadowski 2013) and fast dropout (Wang and Manning 2013)
+
+TAYLOR_CONSTANT = 1.0 / (12.0 * math.sqrt(3.0))
+"""``max|sigmoid''| / 2``: by Taylor, ``|E[sigmoid(S)] - sigmoid(E[S])| <= TAYLOR_CONSTANT * Var(S)``."""
+
+
+@dataclass(frozen=True)
+class SigmoidAverages:
+    """Averages over every dropout mask of sigmoid units ``sigmoid(S(m))``, ``S(m) = w . (m * h / q) + b``.
+
+    Each field has shape ``(N, units)``: ``arithmetic`` is ``E[sigmoid(S)]``; ``geometric`` and
+    ``complement`` the weighted geometric means ``G`` of ``sigmoid(S)`` and ``G'`` of ``1 - sigmoid(S)``;
+    ``normalized`` is ``G / (G + G')``; ``mean_input`` and ``input_variance`` the mean and variance of
+    ``S`` over the masks; ``all_low`` and ``all_high`` mark the units whose outputs are at most (at
+    least) one half under every mask.
+    """
+
+    arithmetic: torch.Tensor
+    geometric: torch.Tensor
+    complement: torch.Tensor
+    normalized: torch.Tensor
+    mean_input: torch.Tensor
+    input_variance: torch.Tensor
+    all_low: torch.Tensor
+    all_high: torch.Tensor
+
+    @property
+    def fast_dropout(self) -> torch.Tensor:
+        r"""Fast dropout's one-pass estimate of ``E[sigmoid(S)]``: ``S`` taken as Gaussian.
+
+        .. math:: \mathbb E[\sigma(S)] \approx \sigma\big(\mu / \sqrt{1 + \pi v / 8}\big)
+        """
+        return torch.sigmoid(self.mean_input / torch.sqrt(1.0 + math.pi * self.input_variance / 8.0))
+
+
+def sigmoid_unit_averages(h: torch.Tensor, linear: nn.Linear, p: float) -> SigmoidAverages:
+    """Sigmoid units ``sigmoid(linear(m * h / q))`` averaged exactly over the ``2**n`` masks of ``h``.
+
+    ``h`` has shape ``(N, n)``; every output of ``linear`` is one sigmoid unit. Computed in ``h``'s
+    dtype (use float64 for the identities).
+
+    Example:
+        >>> h = torch.rand(3, 4, dtype=torch.float64)
+        >>> s = sigmoid_unit_averages(h, nn.Linear(4, 2).double(), 0.5)
+        >>> bool(torch.allclose(s.normalized, torch.sigmoid(s.mean_input)))  # Baldi and Sadowski
+        True
+    """
+    if not isinstance(linear, nn.Linear):
+        raise TypeError(f"linear must be an nn.Linear, got {type(linear).__name__}")
+    with torch.no_grad():
+        w = _copy_to(linear, h.dtype)
+
+        def statistics(a: torch.Tensor) -> torch.Tensor:
+            z = w(a)
+            return torch.stack(
+                [torch.sigmoid(z), F.logsigmoid(z), F.logsigmoid(-z), z, z**2, z <= 0, z >= 0], dim=-1
+            )
+
+        e = expected_over_masks(statistics, h, p).unbind(-1)
+        return SigmoidAverages(
+            arithmetic=e[0],
+            geometric=e[1].exp(),
+            complement=e[2].exp(),
+            normalized=torch.sigmoid(e[1] - e[2]),
+            mean_input=e[3],
+            input_variance=e[4] - e[3] ** 2,
+            all_low=e[5] > 1 - 1e-9,
+            all_high=e[6] > 1 - 1e-9,
+        )
+
+
+def fast_dropout_relu(linear: nn.Linear, h: torch.Tensor, p: float) -> torch.Tensor:
+    r"""Fast dropout's estimate of ``E[relu(linear(m * h / q))]``, in one pass.
+
+    The pre-activation ``a`` is a sum of many independently dropped terms; fast dropout takes it as
+    Gaussian with the exact mean ``mu = linear(h)`` and variance ``v = (p/q) sum_j w_j^2 h_j^2``, and
+    uses the Gaussian's ReLU mean :math:`\mu\,\Phi(\mu/s) + s\,\varphi(\mu/s)`, ``s = sqrt(v)``.
+
+    Example:
+        >>> lin = nn.Linear(3, 1).double()
+        >>> h = torch.rand(5, 3, dtype=torch.float64)
+        >>> bool((fast_dropout_relu(lin, h, 0.5) >= lin(h).relu()).all())  # like E[relu], above relu(E)
+        True
+    """
+    if not isinstance(linear, nn.Linear):
+        raise TypeError(f"linear must be an nn.Linear, got {type(linear).__name__}")
+    check_floating(h, "h")
+    p = check_probability(p)
+    if p >= 1.0:
+        raise ValueError("p must be below 1: with p=1 every unit is dropped")
+    with torch.no_grad():
+        mu = linear(h)
+        s = torch.sqrt(p / (1.0 - p) * (h**2) @ (linear.weight.T**2)).clamp_min(1e-300)
+        z = mu / s
+        normal_pdf = torch.exp(-0.5 * z**2) / math.sqrt(2.0 * math.pi)
+        normal_cdf = 0.5 * torch.erfc(-z / math.sqrt(2.0))
+        return mu * normal_cdf + s * normal_pdf
+
+
+def sigmoid_claims(s: SigmoidAverages) -> list[Claim]:
+    """Baldi and Sadowski's identity and bounds, and fast dropout's estimate, on every unit and image.
+
+    - ``G / (G + G')`` equals the sigmoid of the mean input (to rounding);
+    - the arithmetic mean differs from it visibly, within the Taylor bound everywhere;
+    - where every output is at most one half, ``G <= NWGM <= E`` (Ky Fan's inequality), and the mirror
+      ``E <= NWGM <= 1 - G'`` where every output is at least one half;
+    - fast dropout is at least four times closer to the arithmetic mean than weight scaling.
+    """
+    gap = s.arithmetic - s.normalized
+    excess = gap.abs() - TAYLOR_CONSTANT * s.input_variance
+    low, high = s.all_low, s.all_high
+    tiny = 1e-12
+    ky_fan = torch.cat(
+        [
+            (s.geometric - s.normalized)[low],
+            (s.normalized - s.arithmetic)[low],
+            (s.arithmetic - s.normalized)[high],
+            (s.normalized - 1 + s.complement)[high],
+        ]
+    )
+    fast_error = (s.arithmetic - s.fast_dropout).abs().mean().item()
+    return [
+        below(
+            "G/(G+G') is the sigmoid of the mean input (max |difference|)",
+            (s.normalized - torch.sigmoid(s.mean_input)).abs().max().item(),
+            tiny,
+        ),
+        above("the arithmetic mean differs from it (mean |difference|)", gap.abs().mean().item(), 0.02),
+        below("|E - NWGM| <= Var(S) / (12 sqrt 3) everywhere (max excess)", excess.max().item(), tiny),
+        above("some units have all outputs on one side of 1/2", float((low | high).sum()), 0.0),
+        below("Ky Fan: G <= NWGM <= E there (max violation)", ky_fan.max().item(), tiny),
+        below("fast dropout is 4x closer to E than weight scaling", 4 * fast_error, gap.abs().mean().item()),
+    ]
+
+
+def fast_dropout_claims(
+    relu_fast: torch.Tensor,
+    relu_ensemble: torch.Tensor,
+    relu_scaling: torch.Tensor,
+    fast_error: float,
+    scaling_error: float,
+    geometric_error: float,
+) -> list[Claim]:
+    """Fast dropout's ReLU means are at least 4x closer to the exact ones than weight scaling's; its
+    test error (``fast_error``) is below weight scaling's and within one point of the geometric mean's."""
+    fast_gap = (relu_fast - relu_ensemble).abs().mean().item()
+    scaling_gap = (relu_scaling - relu_ensemble).abs().mean().item()
+    return [
+        below("fast dropout's ReLU means are 4x closer to the exact ones", 4 * fast_gap, scaling_gap),
+        below("fast dropout errs less than weight scaling", fast_error, scaling_error),
+        below("it errs within one point of the geometric mean", abs(fast_error - geometric_error), 0.01),
+    ]

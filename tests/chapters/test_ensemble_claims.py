@@ -24,7 +24,10 @@ from dropoutlib.experiments.ensemble import (
     deep_network_claims,
     ensemble_over_seeds,
     enumerate_subnetworks,
+    error_rate,
     expected_over_masks,
+    fast_dropout_claims,
+    fast_dropout_relu,
     jensen_claims,
     less_dropout_claims,
     mask_probabilities,
@@ -35,6 +38,8 @@ from dropoutlib.experiments.ensemble import (
     repaired_weights_claims,
     scores_claims,
     scores_table,
+    sigmoid_claims,
+    sigmoid_unit_averages,
     subnetwork_claims,
     train_net,
 )
@@ -133,3 +138,22 @@ def test_chapter_claims_hold(seed, section):
 def test_over_seeds_claims_hold():
     """The chapter's five-seed comparison of the exact ensemble with weight scaling (one network)."""
     check(over_seeds_claims(ensemble_over_seeds(SEEDS, kinds=("shallow",), data=_data())))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_sigmoid_units_and_fast_dropout(seed):
+    """Baldi and Sadowski's identity and bounds, and fast dropout against the exact ensemble, per seed."""
+    data = _data()
+    shallow, _ = train_net("shallow", seed, data=data)
+    shallow = copy.deepcopy(shallow).double()
+    deep, _ = train_net("deep", seed, data=data)
+    deep = copy.deepcopy(deep).double()
+    with torch.no_grad():
+        units = sigmoid_unit_averages(shallow[:2](data.x_test.double()), shallow[3], P)
+        h = deep[:2](data.x_test.double())
+        relu_ensemble = expected_over_masks(deep[3:5], h, P)
+        relu_scaling = deep[3:5](h)
+        relu_fast = fast_dropout_relu(deep[3], h, P)
+        errors = [error_rate(torch.softmax(deep[5](a), dim=1), data.y_test)
+                  for a in (relu_fast, relu_scaling, relu_ensemble)]
+    check(sigmoid_claims(units) + fast_dropout_claims(relu_fast, relu_ensemble, relu_scaling, *errors))
