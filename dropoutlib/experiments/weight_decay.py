@@ -61,6 +61,8 @@ if TYPE_CHECKING:
 __all__ = [
     "CONTROLLED_EPOCHS",
     "DROPOUT_GRID",
+    "MAX_NORM_GRID",
+    "project_max_norm",
     "PROCEDURES",
     "WEIGHT_DECAY_GRID",
     "ControlledComparison",
@@ -783,6 +785,8 @@ def wide_unit_claims(wide: WideUnitResult) -> list[Claim]:
 WEIGHT_DECAY_GRID: tuple[float, ...] = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
 #: Hidden drop probabilities tried on the validation split (input dropout fixed at 0.2).
 DROPOUT_GRID: tuple[float, ...] = (0.2, 0.35, 0.5, 0.65, 0.8)
+#: Max-norm radii c for dropout at p = 0.5, chosen per seed on the validation split like the others.
+MAX_NORM_GRID: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
 DROPOUT_INPUT_P = 0.2
 #: Full-batch Adam epochs every network gets (the same budget for every set-up).
 CONTROLLED_EPOCHS = 150
@@ -874,18 +878,51 @@ class ControlledComparison:
         return values[pick, np.arange(len(self.seeds))], [names[k] for k in pick]
 
 
-def controlled_settings() -> dict[str, tuple[float, float, float]]:
-    """name -> (input_p, p, weight_decay): no regularization, the weight-decay grid, the dropout grid."""
+def controlled_settings() -> dict[str, tuple[float, ...]]:
+    """name -> (input_p, p, weight_decay[, max_norm]): no regularization, the weight-decay grid, the
+    dropout grid, and dropout at p = 0.5 with the max-norm grid."""
     settings = {"none": (0.0, 0.0, 0.0)}
     settings |= {f"wd {lam:g}": (0.0, 0.0, lam) for lam in WEIGHT_DECAY_GRID}
     settings |= {f"dropout {p:g}": (DROPOUT_INPUT_P, p, 0.0) for p in DROPOUT_GRID}
+    settings |= {f"max-norm {c:g}": (DROPOUT_INPUT_P, 0.5, 0.0, c) for c in MAX_NORM_GRID}
     return settings
+
+
+def project_max_norm(weight: torch.Tensor, radius: torch.Tensor | float) -> torch.Tensor:
+    """Project, in place, each hidden unit's incoming weight vector onto the ball ``||w|| <= radius``.
+
+    ``weight`` has the batched layout ``(M, in, out)``: unit ``j`` of member ``m`` reads column
+    ``weight[m, :, j]``. ``radius`` broadcasts against ``(M, 1, 1)``; vectors inside the ball are left
+    exactly as they are (the 2014 paper's max-norm constraint, applied after each step).
+
+    Example:
+        >>> w = torch.tensor([[[3.0, 0.1], [4.0, 0.0]]])  # one member, two units: norms 5 and 0.1
+        >>> project_max_norm(w, 1.0)
+        tensor([[[0.6000, 0.1000],
+                 [0.8000, 0.0000]]])
+    """
+    norms = weight.norm(dim=1, keepdim=True)
+    scale = torch.where(norms > radius, radius / norms.clamp_min(1e-12), torch.ones_like(norms))
+    return weight.mul_(scale)
+
+
+def _max_norm(setting: tuple[float, ...], name: str) -> float:
+    """The max-norm radius of a setting ``(input_p, p, weight_decay[, max_norm])``; 0 means none."""
+    if len(setting) not in (3, 4):
+        raise ValueError(
+            f"settings[{name!r}] must be (input_p, p, weight_decay) or (input_p, p, weight_decay, max_norm), "
+            f"got {setting!r}"
+        )
+    c = float(setting[3]) if len(setting) == 4 else 0.0
+    if not math.isfinite(c) or c < 0:
+        raise ValueError(f"settings[{name!r}]: max_norm must be a finite number >= 0, got {c!r}")
+    return c
 
 
 def controlled_comparison(
     seeds: Sequence[int] = (0, 1, 2, 3, 4),
     *,
-    settings: dict[str, tuple[float, float, float]] | None = None,
+    settings: dict[str, tuple[float, ...]] | None = None,
     epochs: int = CONTROLLED_EPOCHS,
     lr: float = CONTROLLED_LR,
     hidden: int = 64,
@@ -909,6 +946,8 @@ def controlled_comparison(
         raise ValueError("seeds must hold at least one seed")
     epochs = check_positive_int(epochs, "epochs")
     settings = dict(controlled_settings() if settings is None else settings)
+    for name, setting in settings.items():
+        _max_norm(setting, name)
     names = list(settings)
     members = [(name, k) for name in names for k in range(len(seeds))]
     splits = [validation_split(s) for s in seeds]
@@ -918,7 +957,11 @@ def controlled_comparison(
         64, [hidden], 10, seeds=[seeds[k] for _, k in members],
         p=[settings[n][1] for n, _ in members], input_p=[settings[n][0] for n, _ in members],
     )
+    # max-norm c (0: none): each hidden unit's incoming weight vector is projected onto ||w|| <= c
+    radius = torch.tensor([float(_max_norm(settings[n], n)) for n, _ in members]).view(-1, 1, 1)
     decay = torch.tensor([float(settings[n][2]) for n, _ in members]).view(-1, 1, 1)
+    constrained = bool((radius > 0).any())
+    radius = torch.where(radius > 0, radius, torch.inf)
     generators = [torch.Generator().manual_seed(seeds[k] + 2**33) for _, k in members]
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
     params = list(model.parameters())
@@ -940,6 +983,10 @@ def controlled_comparison(
                 for q in params:
                     q.grad.add_(decay * q)
             optimizer.step()
+            if constrained:
+                with torch.no_grad():
+                    for weight in model.weights[:-1]:
+                        project_max_norm(weight, radius)
             model.eval()
             with torch.no_grad():
                 logits = model(data["x_val"])
@@ -968,6 +1015,7 @@ PROCEDURES = (
     "weight decay, tuned",
     "dropout, p = 0.5",
     "dropout, tuned",
+    "dropout + max-norm, tuned",
 )
 #: A paired difference counts as a gain when it lies this many standard errors below zero, and as
 #: inside the noise when its mean lies within this many standard errors of zero.
@@ -990,12 +1038,14 @@ def procedure_values(
     names = list(result.settings)
     wd = [n for n in names if n.startswith("wd ")]
     dropout = [n for n in names if n.startswith("dropout ")]
+    max_norm = [n for n in names if n.startswith("max-norm ")]
     return {
         "no regularization": result.last("none", metric, epoch),
         "early stopping": result.early_stopped("none", metric, epoch),
         "weight decay, tuned": result.tuned(wd, metric, epoch)[0],
         "dropout, p = 0.5": result.last("dropout 0.5", metric, epoch),
         "dropout, tuned": result.tuned(dropout, metric, epoch)[0],
+        "dropout + max-norm, tuned": result.tuned(max_norm, metric, epoch)[0],
     }
 
 
@@ -1022,8 +1072,9 @@ def controlled_claims(result: ControlledComparison) -> list[Claim]:
 
     Tuned dropout and tuned weight decay each beat both unregularized baselines (last epoch, early
     stopping) by more than :data:`Z_GAIN` standard errors; early stopping gains nothing over the last
-    epoch; dropout and weight decay differ by less than :data:`Z_GAIN` standard errors; tuned weight
-    decay reaches the lowest test loss; weight decay shrinks the weights, dropout does not.
+    epoch; dropout and weight decay differ by less than :data:`Z_GAIN` standard errors; max-norm lowers
+    dropout's test loss but leaves its error inside the noise, and its largest radius never binds; tuned
+    weight decay reaches the lowest test loss; weight decay shrinks the weights, dropout does not.
     """
     from dropoutlib.course.stats import paired_gain
 
@@ -1040,7 +1091,17 @@ def controlled_claims(result: ControlledComparison) -> list[Claim]:
     mean, _, se = paired_gain(err["weight decay, tuned"], err["dropout, tuned"])
     claims.append(below(f"tuned dropout and weight decay differ inside the noise (|mean| - {Z_GAIN:g} SE)",
                         abs(mean) - Z_GAIN * se, 0.0))
-    loss = {name: v.mean() for name, v in procedure_values(result, "test_loss").items()}
+    losses = procedure_values(result, "test_loss")
+    mean, _, se = paired_gain(losses["dropout, p = 0.5"], losses["dropout + max-norm, tuned"])
+    claims.append(below(f"max-norm lowers dropout's test loss (mean + {Z_GAIN:g} SE)",
+                        mean + Z_GAIN * se, 0.0))
+    mean, _, se = paired_gain(err["dropout, p = 0.5"], err["dropout + max-norm, tuned"])
+    claims.append(below(f"but not its test error: inside the noise (|mean| - {Z_GAIN:g} SE)",
+                        abs(mean) - Z_GAIN * se, 0.0))
+    loose = f"max-norm {max(MAX_NORM_GRID):g}"
+    same = np.array_equal(result.test_loss[loose], result.test_loss["dropout 0.5"])
+    claims.append(above(f"{loose} never binds: its runs are dropout 0.5's to the bit", float(same), 0.5))
+    loss = {name: v.mean() for name, v in losses.items()}
     others = min(v for name, v in loss.items() if name != "weight decay, tuned")
     claims.append(below("tuned weight decay has the lowest test loss (vs the next lowest)",
                         loss["weight decay, tuned"], others))
@@ -1053,6 +1114,16 @@ def controlled_claims(result: ControlledComparison) -> list[Claim]:
               norm["dropout, tuned"].mean(), DROPOUT_NORM_RATIO * none),
     ]
     return claims
+
+
+_TICK_LABELS = {
+    "no regularization": "none",
+    "early stopping": "early\nstopping",
+    "weight decay, tuned": "weight\ndecay,\ntuned",
+    "dropout, p = 0.5": "dropout,\np = 0.5",
+    "dropout, tuned": "dropout,\ntuned",
+    "dropout + max-norm, tuned": "dropout +\nmax-norm,\ntuned",
+}
 
 
 def plot_procedures(ax: Axes, result: ControlledComparison) -> None:
@@ -1076,7 +1147,7 @@ def plot_procedures(ax: Axes, result: ControlledComparison) -> None:
                 markersize=4, zorder=2)
     ax.scatter(positions, values.mean(axis=1), marker="_", s=600, color="black", linewidths=2.5, zorder=3,
                label="mean over seeds")
-    ax.set_xticks(positions, [name.replace(", ", ",\n") for name in PROCEDURES])
+    ax.set_xticks(positions, [_TICK_LABELS.get(name, name) for name in PROCEDURES], fontsize=8)
     ax.set_xlim(-0.5, len(PROCEDURES) - 0.5)
 
 

@@ -29,6 +29,7 @@ from dropoutlib.experiments.weight_decay import (
     logistic_problem,
     plot_procedures,
     procedure_values,
+    project_max_norm,
     sample_dropout_losses,
     sample_logistic_penalty,
     small_problem,
@@ -357,6 +358,28 @@ def test_controlled_comparison_members_match_plain_adam_with_weight_decay():
         controlled_comparison([], settings=settings)
 
 
+def test_max_norm_projects_only_the_units_outside_the_ball_and_binds_only_when_small():
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(3, 5, 7, generator=g)
+    before = w.clone()
+    radius = torch.tensor([0.5, 1.0, 100.0]).view(-1, 1, 1)
+    project_max_norm(w, radius)
+    norms, old = w.norm(dim=1), before.norm(dim=1)
+    assert (norms <= radius.view(-1, 1) * (1 + 1e-6)).all()
+    inside = old <= radius.view(-1, 1)
+    assert torch.equal(w.transpose(1, 2)[inside], before.transpose(1, 2)[inside])  # untouched
+    assert torch.allclose(norms[~inside], radius.expand(3, 1, 7).squeeze(1)[~inside])  # on the sphere
+    assert not inside[0].all() and inside[2].all()
+    # in training: a radius no unit reaches changes nothing; a small one does
+    settings = {"dropout 0.5": (0.2, 0.5, 0.0), "loose": (0.2, 0.5, 0.0, 1e6), "tight": (0.2, 0.5, 0.0, 0.3)}
+    r = controlled_comparison([1], settings=settings, epochs=4, hidden=8)
+    assert np.array_equal(r.val_loss["loose"], r.val_loss["dropout 0.5"])
+    assert not np.array_equal(r.val_loss["tight"], r.val_loss["dropout 0.5"])
+    for bad in ((0.2, 0.5, 0.0, -1.0), (0.2, 0.5), (0.2, 0.5, 0.0, float("nan"))):
+        with pytest.raises(ValueError, match="settings\\['bad'\\]"):
+            controlled_comparison([1], settings={"bad": bad}, epochs=1, hidden=4)
+
+
 def _synthetic(val_loss, test_err):
     arrays = {name: np.asarray(v, dtype=float) for name, v in val_loss.items()}
     errs = {name: np.asarray(v, dtype=float) for name, v in test_err.items()}
@@ -368,9 +391,11 @@ def _synthetic(val_loss, test_err):
 def test_procedures_choose_on_validation_only():
     # one seed, three epochs; the test error is best where the validation loss is worst
     val = {"none": [[0.5, 0.2, 0.4]], "wd 0.001": [[0.3, 0.3, 0.1]], "wd 0.01": [[0.1, 0.1, 0.3]],
-           "dropout 0.5": [[0.4, 0.4, 0.4]], "dropout 0.8": [[0.4, 0.4, 0.2]]}
+           "dropout 0.5": [[0.4, 0.4, 0.4]], "dropout 0.8": [[0.4, 0.4, 0.2]],
+           "max-norm 1": [[0.4, 0.4, 0.3]], "max-norm 4": [[0.1, 0.1, 0.35]]}
     test = {"none": [[0.9, 0.3, 0.1]], "wd 0.001": [[0.9, 0.9, 0.2]], "wd 0.01": [[0.0, 0.0, 0.0]],
-            "dropout 0.5": [[0.5, 0.5, 0.5]], "dropout 0.8": [[0.9, 0.9, 0.25]]}
+            "dropout 0.5": [[0.5, 0.5, 0.5]], "dropout 0.8": [[0.9, 0.9, 0.25]],
+            "max-norm 1": [[0.9, 0.9, 0.15]], "max-norm 4": [[0.0, 0.0, 0.0]]}
     values = procedure_values(_synthetic(val, test))
     assert list(values) == list(PROCEDURES)
     assert values["no regularization"].tolist() == [0.1]
@@ -378,6 +403,7 @@ def test_procedures_choose_on_validation_only():
     assert values["weight decay, tuned"].tolist() == [0.2]  # wd 0.001: lowest *final* validation loss
     assert values["dropout, tuned"].tolist() == [0.25]
     assert values["dropout, p = 0.5"].tolist() == [0.5]
+    assert values["dropout + max-norm, tuned"].tolist() == [0.15]  # max-norm 1: lower final loss
 
 
 def test_controlled_claims_fail_when_dropout_does_not_help():
@@ -388,7 +414,7 @@ def test_controlled_claims_fail_when_dropout_does_not_help():
     plt.close(fig)
     # three seeds, one epoch: dropout errs exactly as often as no regularization
     flat = {"none": [[0.10], [0.12], [0.08]], "wd 0.001": [[0.05], [0.06], [0.04]],
-            "dropout 0.5": [[0.10], [0.12], [0.08]]}
+            "dropout 0.5": [[0.10], [0.12], [0.08]], "max-norm 4": [[0.10], [0.12], [0.08]]}
     synthetic = _synthetic(flat, flat)
     synthetic = ControlledComparison((0, 1, 2), synthetic.settings, *(
         getattr(synthetic, f) for f in ("val_loss", "val_err", "test_loss", "test_err", "weight_norm",
