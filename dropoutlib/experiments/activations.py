@@ -63,6 +63,7 @@ __all__ = [
     "dead_units",
     "early_stopping_claims",
     "early_stopping_comparison",
+    "WEIGHT_DECAY_GRID",
     "growth",
     "growth_claims",
     "hidden_modules",
@@ -780,6 +781,8 @@ def seed_claims(differences: dict[str, Any]) -> list[Claim]:
 
 #: Training images held out as a validation split for the early-stopping baseline.
 N_VALIDATION = 270
+#: Weight decays (Adam's L2 term) tried on the validation split for the baseline without dropout.
+WEIGHT_DECAY_GRID: tuple[float, ...] = (1e-4, 1e-3, 1e-2)
 
 
 def early_stopping_comparison(
@@ -788,8 +791,10 @@ def early_stopping_comparison(
     seeds: Sequence[int] = SEEDS,
     n_validation: int = N_VALIDATION,
     epochs: int = EPOCHS,
+    weight_decays: Sequence[float] = WEIGHT_DECAY_GRID,
 ) -> dict[str, Any]:
-    """Test accuracies of the chapter's two networks, last epoch and early-stopped, one per seed.
+    """Test accuracies of the chapter's two networks, last epoch and early-stopped, one per seed, and
+    of the network without dropout with weight decay tuned on the validation split.
 
     The training images of ``data`` (default :func:`load_digits`) are split, stratified and
     seeded per seed, into ``n_validation`` validation images and the rest for training. For every
@@ -798,12 +803,15 @@ def early_stopping_comparison(
     minibatches of :data:`BATCH_SIZE` (each member its own order and masks, seeded by its seed);
     after every epoch each member is evaluated, dropout off, on its validation split and on the
     test set. "Early stopped" is the test accuracy at the epoch of lowest validation loss: the test
-    set plays no part in choosing it.
+    set plays no part in choosing it. One more member per seed and value of ``weight_decays``
+    trains without dropout with that L2 term; "wd tuned" is the last-epoch test accuracy of the
+    decay with the lowest final validation loss (chosen per seed).
 
     Returns:
         ``name -> array (len(seeds),)`` for ``"none last"``, ``"none early"``, ``"dropout last"``,
-        ``"dropout early"``, and ``"none best epoch"``, ``"dropout best epoch"`` (1-based); and
-        ``"n_test"``, the number of test images.
+        ``"dropout early"``, ``"none best epoch"``, ``"dropout best epoch"`` (1-based), and, when
+        ``weight_decays`` is not empty, ``"wd tuned"`` and ``"wd choice"``; and ``"n_test"``, the
+        number of test images.
 
     Example:
         >>> r = early_stopping_comparison(seeds=[0, 1], epochs=2)
@@ -819,24 +827,34 @@ def early_stopping_comparison(
     seeds = [check_seed(s) for s in seeds]
     n_validation = check_positive_int(n_validation, "n_validation")
     epochs = check_positive_int(epochs, "epochs")
+    weight_decays = tuple(float(lam) for lam in weight_decays)
+    for lam in weight_decays:
+        if not np.isfinite(lam) or lam <= 0:
+            raise ValueError(f"weight_decays must hold finite numbers > 0, got {lam!r}")
+    configs = [("none", 0.0, 0.0), ("dropout", P, 0.0)]
+    configs += [(f"wd {lam:g}", 0.0, lam) for lam in weight_decays]
     parts: dict[str, list[torch.Tensor]] = {"x": [], "y": [], "x_val": [], "y_val": []}
     for seed in seeds:
         train, val = train_test_split(
             np.arange(data.n_train), test_size=n_validation, stratify=data.y_train.numpy(), random_state=seed
         )
-        for _ in (0.0, P):
+        for _ in configs:
             parts["x"].append(data.x_train[train])
             parts["y"].append(data.y_train[train])
             parts["x_val"].append(data.x_train[val])
             parts["y_val"].append(data.y_train[val])
     x, y, x_val, y_val = (torch.stack(parts[k]) for k in ("x", "y", "x_val", "y_val"))
-    members = [s for s in seeds for _ in (0.0, P)]
+    members = [s for s in seeds for _ in configs]
     n_classes = int(torch.cat([data.y_train, data.y_test]).max().item()) + 1
-    model = BatchedMLP(data.n_features, list(HIDDEN), n_classes, seeds=members, p=[0.0, P] * len(seeds))
+    model = BatchedMLP(
+        data.n_features, list(HIDDEN), n_classes, seeds=members, p=[c[1] for c in configs] * len(seeds)
+    )
+    decay = torch.tensor([c[2] for c in configs] * len(seeds)).view(-1, 1, 1)
     m, n = x.shape[0], x.shape[1]
     orders = [torch.Generator().manual_seed(s + 2**32) for s in members]
     masks = [torch.Generator().manual_seed(s + 2**33) for s in members]
     optimizer = torch.optim.Adam(model.parameters(), lr=LR)
+    params = list(model.parameters())
     rows = torch.arange(m).unsqueeze(1)
 
     def losses(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -851,27 +869,37 @@ def early_stopping_comparison(
         for i in range(0, n, BATCH_SIZE):
             optimizer.zero_grad(set_to_none=True)
             losses(model(xs[:, i : i + BATCH_SIZE], masks), ys[:, i : i + BATCH_SIZE]).sum().backward()
+            if weight_decays:
+                with torch.no_grad():
+                    for q in params:  # Adam's L2 term, per member (as Adam(weight_decay=...))
+                        q.grad.add_(decay * q)
             optimizer.step()
         model.eval()
         with torch.no_grad():
             val_loss.append(losses(model(x_val), y_val))
             test_acc.append((model(data.x_test).argmax(dim=2) == data.y_test).double().mean(dim=1))
-    loss_path = torch.stack(val_loss, dim=1).view(len(seeds), 2, epochs).numpy()
-    acc_path = torch.stack(test_acc, dim=1).view(len(seeds), 2, epochs).numpy()
+    k = len(configs)
+    loss_path = torch.stack(val_loss, dim=1).view(len(seeds), k, epochs).numpy()
+    acc_path = torch.stack(test_acc, dim=1).view(len(seeds), k, epochs).numpy()
     best = loss_path.argmin(axis=2)
     index = np.arange(len(seeds))
-    out = {}
-    for j, name in enumerate(("none", "dropout")):
+    out: dict[str, Any] = {}
+    for j, (name, _, _) in enumerate(configs[:2]):
         out[f"{name} last"] = acc_path[:, j, -1]
         out[f"{name} early"] = acc_path[index, j, best[:, j]]
         out[f"{name} best epoch"] = best[:, j] + 1
+    if weight_decays:  # the decay with the lowest final validation loss, per seed
+        choice = 2 + loss_path[:, 2:, -1].argmin(axis=1)
+        out["wd tuned"] = acc_path[index, choice, -1]
+        out["wd choice"] = np.asarray(weight_decays)[choice - 2]
     out["n_test"] = data.n_test
     return out
 
 
 def early_stopping_claims(result: dict[str, Any]) -> list[Claim]:
     """Dropout (last epoch) beats the early-stopped baseline by more than :data:`N_SE` standard errors,
-    by less than one binomial standard error of a single test accuracy.
+    by less than one binomial standard error of a single test accuracy; where the result holds the
+    tuned weight decay, it beats early stopping as well, and differs from dropout inside the noise.
 
     ``result`` comes from :func:`early_stopping_comparison`; the binomial standard error is that of
     the early-stopped baseline's mean accuracy on the test images.
@@ -881,7 +909,15 @@ def early_stopping_claims(result: dict[str, Any]) -> list[Claim]:
     mean, _, se = paired_gain(result["none early"], result["dropout last"])
     accuracy = float(np.mean(result["none early"]))
     binomial = float(np.sqrt(accuracy * (1 - accuracy) / result["n_test"]))
-    return [
+    claims = [
         above("dropout beats early stopping (mean - 2 SE of the paired gain)", mean - N_SE * se, 0.0),
         below("the gain is below one binomial SE of a single test accuracy", mean, binomial),
     ]
+    if "wd tuned" in result:
+        mean, _, se = paired_gain(result["none early"], result["wd tuned"])
+        claims.append(above("tuned weight decay beats early stopping too (mean - 2 SE)",
+                            mean - N_SE * se, 0.0))
+        mean, _, se = paired_gain(result["wd tuned"], result["dropout last"])
+        claims.append(below("dropout and tuned weight decay differ inside the noise (|mean| - 2 SE)",
+                            abs(mean) - N_SE * se, 0.0))
+    return claims

@@ -285,3 +285,18 @@ def test_plots_draw_one_panel_per_layer(tiny_run):
     with pytest.raises(ValueError, match="one axes per hidden layer"):
         plot_histograms(axes[:1], [tiny_run])
     plt.close(fig)
+
+
+def test_early_stopping_comparison_tunes_weight_decay_on_validation_and_rejects_bad_decays():
+    from dropoutlib.experiments.activations import early_stopping_claims, early_stopping_comparison
+
+    plain = early_stopping_comparison(seeds=[0], epochs=2, weight_decays=())
+    assert "wd tuned" not in plain
+    assert len(early_stopping_claims(plain)) == 2
+    tuned = early_stopping_comparison(seeds=[0, 1], epochs=2, weight_decays=(1e-3, 1e2))
+    assert tuned["wd choice"].tolist() == [1e-3, 1e-3]  # a decay of 100 crushes the validation loss
+    assert np.array_equal(tuned["none last"], early_stopping_comparison(seeds=[0, 1], epochs=2)["none last"])
+    assert len(early_stopping_claims(tuned)) == 4
+    for bad in (0.0, -1e-3, float("nan")):
+        with pytest.raises(ValueError, match="weight_decays"):
+            early_stopping_comparison(seeds=[0], epochs=1, weight_decays=(bad,))
