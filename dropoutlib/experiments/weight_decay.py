@@ -946,8 +946,7 @@ def controlled_comparison(
         raise ValueError("seeds must hold at least one seed")
     epochs = check_positive_int(epochs, "epochs")
     settings = dict(controlled_settings() if settings is None else settings)
-    for name, setting in settings.items():
-        _max_norm(setting, name)
+    radii = {name: _max_norm(setting, name) for name, setting in settings.items()}  # validates each
     names = list(settings)
     members = [(name, k) for name in names for k in range(len(seeds))]
     splits = [validation_split(s) for s in seeds]
@@ -958,7 +957,7 @@ def controlled_comparison(
         p=[settings[n][1] for n, _ in members], input_p=[settings[n][0] for n, _ in members],
     )
     # max-norm c (0: none): each hidden unit's incoming weight vector is projected onto ||w|| <= c
-    radius = torch.tensor([float(_max_norm(settings[n], n)) for n, _ in members]).view(-1, 1, 1)
+    radius = torch.tensor([radii[n] for n, _ in members]).view(-1, 1, 1)
     decay = torch.tensor([float(settings[n][2]) for n, _ in members]).view(-1, 1, 1)
     constrained = bool((radius > 0).any())
     radius = torch.where(radius > 0, radius, torch.inf)
