@@ -8,6 +8,9 @@ every training point and fits the noise.
 - :func:`fit_toy_regression` trains one network (dropout probability ``p`` after each hidden
   activation, ``p = 0`` for none) and returns a :class:`ToyFit`: its prediction on the test grid,
   its training and test losses and the total variation of the fitted curve.
+- :func:`tuned_weight_decay_fits` trains the network without dropout with each L2 penalty of a grid
+  (all draws and penalties as one batched model) and keeps, per draw, the penalty a validation set
+  prefers: weight decay tuned as honestly as early stopping is.
 - :func:`bagged_ensemble` trains ``k`` networks without dropout, each on a bootstrap resample of the
   training points, and averages their predictions (bagging): a smoother fit for ``k`` times the cost.
 - :func:`total_variation` measures how much a curve goes up and down; :func:`count_droppable_units`
@@ -23,7 +26,7 @@ Notation: ``p`` is the probability of dropping a unit, ``q = 1 - p`` of keeping 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -50,6 +53,7 @@ __all__ = [
     "LR",
     "SE_MULTIPLE",
     "VALIDATION_OFFSET",
+    "WEIGHT_DECAY_GRID",
     "DrawComparison",
     "ToyFit",
     "bagged_ensemble",
@@ -68,6 +72,7 @@ __all__ = [
     "straight_line_claims",
     "sweep_claims",
     "total_variation",
+    "tuned_weight_decay_fits",
 ]
 
 #: Hidden widths of the network of chapter 1 (as in the blog post's demo).
@@ -79,6 +84,9 @@ LR = 2e-3
 #: Early stopping's validation points for ``seed`` are the training points of
 #: ``toy_regression(seed=seed + VALIDATION_OFFSET)``: ten fresh noisy points at the same inputs.
 VALIDATION_OFFSET = 10_000
+#: The L2 penalties :func:`tuned_weight_decay_fits` chooses from (about a factor 3 apart; below 3e-3
+#: the fit is that of no penalty, and 1 is far too strong on every draw the chapter uses).
+WEIGHT_DECAY_GRID: tuple[float, ...] = (3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0)
 
 _DROPOUT_TYPES = (nn.Dropout, nn.AlphaDropout, Dropout, StandardDropout)
 
@@ -99,7 +107,10 @@ class ToyFit:
         n_parameters: number of trained parameters, summed over all networks.
         n_networks: how many networks were trained (1, or ``k`` for an ensemble).
         history: the :class:`~dropoutlib.course.train.History` of the training run (``None`` for an
-            ensemble).
+            ensemble and for tuned weight decay).
+        stopped_at: the step early stopping chose (:func:`early_stopped_fit`), else ``None``.
+        weight_decay: the L2 penalty the validation set chose (:func:`tuned_weight_decay_fits`),
+            else ``None``.
     """
 
     label: str
@@ -113,6 +124,7 @@ class ToyFit:
     n_networks: int = 1
     history: History | None = None
     stopped_at: int | None = None
+    weight_decay: float | None = None
 
 
 def total_variation(values: Any) -> float:
@@ -323,8 +335,7 @@ def early_stopped_fit(
     """
     seed = check_seed(seed)
     data = toy_regression(seed=seed)
-    held_out = toy_regression(seed=seed + VALIDATION_OFFSET)
-    validation = Split(data.x_train, data.y_train, held_out.x_train, held_out.y_train, name="validation")
+    validation = _validation_split(seed)
     watched = fit_toy_regression(0.0, seed=seed, data=validation, hidden=hidden, epochs=epochs, lr=lr,
                                  eval_every=eval_every).history
     step = watched.epoch[int(np.argmin(watched.test_loss))]
@@ -342,6 +353,98 @@ def early_stopped_fit(
         history=replay.history,
         stopped_at=step,
     )
+
+
+def _validation_split(seed: int) -> Split:
+    """The draw's training points, with ten fresh noisy points at the same inputs as its test set."""
+    data = toy_regression(seed=seed)
+    held_out = toy_regression(seed=seed + VALIDATION_OFFSET)
+    return Split(data.x_train, data.y_train, held_out.x_train, held_out.y_train, name="validation")
+
+
+def tuned_weight_decay_fits(
+    seeds: Sequence[int],
+    *,
+    weight_decays: Sequence[float] = WEIGHT_DECAY_GRID,
+    hidden: Sequence[int] = HIDDEN,
+    epochs: int = EPOCHS,
+    lr: float = LR,
+) -> list[ToyFit]:
+    r"""Weight decay tuned on a validation set: for each seed, the network without dropout trained
+    with every penalty of ``weight_decays``, and the one whose validation loss is lowest.
+
+    Each run is :func:`fit_toy_regression` with ``p = 0`` plus an L2 term: full-batch Adam on
+
+    .. math::
+
+        \frac{1}{10}\sum_{i=1}^{10} \big(f_\theta(x_i) - y_i\big)^2 + \frac{\lambda}{2}\|\theta\|^2
+
+    (the gradient gains :math:`\lambda\theta`, as with ``torch.optim.Adam(weight_decay=λ)``), for
+    ``epochs`` steps, from the same initial weights as ``fit_toy_regression(0.0, seed=seed)``. All
+    seeds and penalties are members of one :class:`~dropoutlib.course.batched.BatchedMLP`, so the
+    whole grid costs about one batched run. The validation points are those of
+    :func:`early_stopped_fit` (ten fresh noisy points at the training inputs); the penalty with the
+    lowest validation loss after the last step is kept, and the test grid plays no part in choosing
+    it. The budget per run is that of dropout; tuning costs ``len(weight_decays)`` runs.
+
+    Returns:
+        One :class:`ToyFit` per seed, labelled ``"weight decay, tuned"``, with ``weight_decay`` the
+        chosen penalty.
+
+    Example:
+        >>> fits = tuned_weight_decay_fits([0, 1], weight_decays=[1e-2, 1e3], hidden=(16,), epochs=40)
+        >>> [fit.weight_decay for fit in fits]  # a penalty of 1000 flattens the fit: never chosen
+        [0.01, 0.01]
+    """
+    from dropoutlib.course.batched import BatchedMLP
+
+    if isinstance(seeds, (str, int)) or not isinstance(seeds, Sequence) or len(seeds) == 0:
+        raise TypeError(f"seeds must be a non-empty sequence of seeds, got seeds={seeds!r}")
+    seeds = [check_seed(s) for s in seeds]
+    if isinstance(weight_decays, str) or not isinstance(weight_decays, Sequence) or not weight_decays:
+        raise TypeError(f"weight_decays must be a non-empty sequence of penalties, got {weight_decays!r}")
+    decays = [float(lam) for lam in weight_decays]
+    for lam in decays:
+        if not np.isfinite(lam) or lam <= 0:
+            raise ValueError(f"weight_decays must hold finite numbers > 0, got {lam!r}")
+    epochs = check_positive_int(epochs, "epochs")
+    members = [seed for seed in seeds for _ in decays]
+    model = BatchedMLP(1, list(hidden), 1, seeds=members)
+    with torch.no_grad():  # the initial weights of fit_toy_regression(0.0, seed=seed)
+        for m, seed in enumerate(members):
+            torch.manual_seed(seed)
+            linears = [layer for layer in mlp(1, list(hidden), 1) if isinstance(layer, nn.Linear)]
+            for weight, bias, linear in zip(model.weights, model.biases, linears, strict=True):
+                weight[m].copy_(linear.weight.T)
+                bias[m, 0].copy_(linear.bias)
+    splits = [_validation_split(seed) for seed in members]
+    data = [toy_regression(seed=seed) for seed in members]
+    x = torch.stack([split.x_train for split in splits])
+    y = torch.stack([split.y_train for split in splits])
+    decay = torch.tensor(decays * len(seeds)).view(-1, 1, 1)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()  # no dropout anywhere: training and evaluation mode compute the same function
+    for _ in range(epochs):
+        optimizer.zero_grad(set_to_none=True)
+        (model(x) - y).pow(2).mean(dim=(1, 2)).sum().backward()
+        with torch.no_grad():
+            for parameter in model.parameters():
+                parameter.grad.add_(decay * parameter)
+        optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        train_predictions = model(x)
+        validation = (train_predictions - torch.stack([s.y_test for s in splits])).pow(2).mean(dim=(1, 2))
+        test_predictions = model(data[0].x_test)
+    n_parameters = sum(parameter[0].numel() for parameter in model.parameters())
+    chosen = validation.view(len(seeds), len(decays)).argmin(dim=1)
+    fits = []
+    for i, seed in enumerate(seeds):
+        m = i * len(decays) + int(chosen[i])
+        fit = _summarize("weight decay, tuned", 0.0, seed, data[m], train_predictions[m],
+                         test_predictions[m], n_parameters, 1, None)
+        fits.append(replace(fit, weight_decay=decays[int(chosen[i])]))
+    return fits
 
 
 def bagged_ensemble(
@@ -683,24 +786,35 @@ def controls_claims(
     base: Sequence[ToyFit],
     dropped: Sequence[ToyFit],
     stopped: Sequence[ToyFit],
+    decayed: Sequence[ToyFit],
     bagged: Sequence[ToyFit],
 ) -> list[Claim]:
     """Dropout against its baselines over the same draws (one fit of each kind per draw).
 
-    Early stopping on a validation set (:func:`early_stopped_fit`) lowers the test loss of the
-    network without dropout by more than :data:`SE_MULTIPLE` standard errors, and dropout and early
-    stopping cannot be told apart (their paired difference is within :data:`SE_MULTIPLE` standard
-    errors of zero); nor can bagging and dropout, and bagging's gain over no dropout is within the
-    noise too.
+    Early stopping on a validation set (:func:`early_stopped_fit`) and weight decay tuned on it
+    (:func:`tuned_weight_decay_fits`) each lower the test loss of the network without dropout by
+    more than :data:`SE_MULTIPLE` standard errors, and neither can be told apart from dropout (the
+    paired difference is within :data:`SE_MULTIPLE` standard errors of zero); the tuned penalty is
+    never an end of :data:`WEIGHT_DECAY_GRID`. Nor can bagging and dropout be told apart, and
+    bagging's gain over no dropout is within the noise too.
 
     Example:
         >>> base = fit_toy_regression(0.0, hidden=(8,), epochs=5)
-        >>> [claim.holds for claim in controls_claims([base], [base], [base], [base])]
-        [False, False, False, False]
+        >>> [claim.holds for claim in controls_claims([base], [base], [base], [base], [base])]
+        [False, False, False, False, False, False, False]
     """
+    chosen = [fit.weight_decay for fit in decayed]
+    inside = sum(WEIGHT_DECAY_GRID[0] < lam < WEIGHT_DECAY_GRID[-1] for lam in chosen if lam is not None)
     return [
         _effect("early stopping lowers the test loss", base, stopped),
         _no_effect("dropout against early stopping", stopped, dropped),
+        _effect("tuned weight decay lowers the test loss", base, decayed),
+        _no_effect("dropout against tuned weight decay", decayed, dropped),
+        Claim(
+            "the validation set never chooses an end of the weight-decay grid",
+            inside == len(decayed),
+            f"{inside} of {len(decayed)} inside {WEIGHT_DECAY_GRID[0]:g} .. {WEIGHT_DECAY_GRID[-1]:g}",
+        ),
         _no_effect("bagging against dropout", dropped, bagged),
         _no_effect("bagging against no dropout", base, bagged),
     ]

@@ -3,8 +3,8 @@
 Each seed fixes the ten training points, the initial weights and the dropout masks
 (``fit_toy_regression(p, seed=seed)``). Claims the chapter makes for its own seed and that hold on
 every draw are checked per seed; claims about the test loss are checked as the chapter states them
-for five draws: paired mean changes against their standard errors (dropout and early stopping beyond
-the noise, dropout against early stopping and bagging within it).
+for five draws: paired mean changes against their standard errors (dropout, early stopping and tuned
+weight decay beyond the noise; dropout against early stopping, weight decay and bagging within it).
 Every threshold lives in ``dropoutlib.experiments.overfitting``; this file writes none.
 """
 
@@ -33,6 +33,7 @@ from dropoutlib.experiments.overfitting import (
     straight_line_claims,
     sweep_claims,
     total_variation,
+    tuned_weight_decay_fits,
 )
 
 SEEDS = [0, 1, 2, 3, 4]
@@ -78,13 +79,15 @@ def test_bagging_smooths_the_fit(seed):
     check(claims if seed == 0 else claims[:1])
 
 
-def test_early_stopping_and_bagging_against_dropout_over_draws():
-    """Early stopping helps beyond the noise; dropout, early stopping and bagging are within it."""
+def test_early_stopping_weight_decay_and_bagging_against_dropout_over_draws():
+    """Early stopping and tuned weight decay help beyond the noise; against dropout, they and
+    bagging are within it."""
     check(
         controls_claims(
             [sweep(seed)[0.0] for seed in SEEDS],
             [sweep(seed)[0.5] for seed in SEEDS],
             [early_stopped_fit(seed=seed) for seed in SEEDS],
+            tuned_weight_decay_fits(SEEDS),
             [bagged(seed) for seed in SEEDS],
         )
     )

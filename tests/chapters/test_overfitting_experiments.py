@@ -13,6 +13,7 @@ from dropoutlib.experiments.overfitting import (
     count_droppable_units,
     fit_toy_regression,
     total_variation,
+    tuned_weight_decay_fits,
 )
 
 
@@ -109,3 +110,46 @@ def test_bagged_ensemble_averages_its_members():
 def test_bagged_ensemble_rejects_bad_arguments(kwargs, error):
     with pytest.raises(error):
         bagged_ensemble(**kwargs)
+
+
+def test_tuned_weight_decay_member_is_the_run_adam_weight_decay_trains():
+    """Each batched member follows the run that ``course.fit`` with ``weight_decay`` gives on its own,
+    from the same start as ``fit_toy_regression(0.0, seed=seed)``."""
+    (fit,) = tuned_weight_decay_fits([2], weight_decays=[0.05], hidden=(16, 16), epochs=60)
+    data = course.toy_regression(seed=2)
+    torch.manual_seed(2)
+    model = course.mlp(1, [16, 16], 1)
+    course.fit(model, data, epochs=60, lr=2e-3, weight_decay=0.05, task="regression", progress=False,
+               eval_every=60)
+    with torch.no_grad():
+        alone = model.eval()(data.x_test)[:, 0]
+    assert fit.weight_decay == 0.05 and fit.label == "weight decay, tuned"
+    torch.testing.assert_close(fit.prediction, alone, atol=1e-5, rtol=1e-4)
+    start = fit_toy_regression(0.0, seed=2, hidden=(16, 16), epochs=60)
+    assert not torch.allclose(fit.prediction, start.prediction, atol=1e-3)  # the penalty did something
+
+
+def test_tuned_weight_decay_is_chosen_on_validation_per_seed():
+    """A penalty that flattens the fit is never chosen; each seed is tuned on its own."""
+    fits = tuned_weight_decay_fits([0, 1, 2], weight_decays=[1e3, 1e-2, 1e4], hidden=(16,), epochs=40)
+    assert [fit.weight_decay for fit in fits] == [1e-2] * 3
+    assert [fit.seed for fit in fits] == [0, 1, 2]
+    (alone,) = tuned_weight_decay_fits([1], weight_decays=[1e-2], hidden=(16,), epochs=40)
+    torch.testing.assert_close(fits[1].prediction, alone.prediction)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"seeds": 3}, TypeError, "seeds"),
+        ({"seeds": []}, TypeError, "seeds"),
+        ({"seeds": [-1]}, ValueError, "seed"),
+        ({"seeds": [0], "weight_decays": []}, TypeError, "weight_decays"),
+        ({"seeds": [0], "weight_decays": [0.0]}, ValueError, "weight_decays"),
+        ({"seeds": [0], "weight_decays": [float("nan")]}, ValueError, "weight_decays"),
+        ({"seeds": [0], "epochs": 0}, ValueError, "epochs"),
+    ],
+)
+def test_tuned_weight_decay_rejects_bad_arguments(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        tuned_weight_decay_fits(**kwargs)
