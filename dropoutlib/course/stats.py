@@ -1,4 +1,5 @@
-"""Small statistics the chapters share: paired differences over seeds with their standard errors."""
+"""Small statistics the chapters share: paired differences over seeds with their standard errors, and
+how many samples a standard error of a given size takes."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dropoutlib._validation import check_real
+
 if TYPE_CHECKING:
     pass
 
 __all__ = [
     "paired_gain",
+    "samples_needed",
 ]
 
 
@@ -60,3 +64,31 @@ def paired_gain(base: Sequence[float], other: Sequence[float]) -> tuple[float, f
     k = d.size
     std = float(d.std(ddof=1)) if k > 1 else 0.0
     return float(d.mean()), std, std / math.sqrt(k)
+
+
+# --- design -----------------------------------------------------------------------------------------
+
+
+def samples_needed(spread: float, margin: float, z: float = 2.0) -> int:
+    r"""The fewest samples :math:`n` whose mean has ``z`` standard errors within ``margin``.
+
+    A mean of :math:`n` independent samples with standard deviation :math:`s` (``spread``) has
+    standard error :math:`s/\sqrt n`, so :math:`z\,s/\sqrt n \le` ``margin`` needs
+
+    .. math::
+
+        n = \left\lceil \left(\frac{z\,s}{\text{margin}}\right)^2 \right\rceil
+
+    (a relative hair of slack absorbs rounding when the ratio is a whole number). Halving the
+    margin takes four times the samples.
+
+    Example:
+        >>> samples_needed(0.05, 0.01)  # (2 * 0.05 / 0.01) ** 2 = 100
+        100
+        >>> samples_needed(0.5, 0.005, z=5)  # the fraction dropped at p = 0.5, to 0.005
+        250000
+    """
+    spread = check_real(spread, "spread", minimum=0.0)
+    margin = check_real(margin, "margin", positive=True)
+    z = check_real(z, "z", positive=True)
+    return max(1, math.ceil((z * spread / margin) ** 2 * (1 - 1e-12)))

@@ -46,6 +46,7 @@ from dropoutlib.exercises.from_scratch import (
     check_bitwise_dropout,
     check_dropout,
     check_dropout_backward,
+    check_units_needed,
     check_zero_gradient_move,
     check_zero_gradient_pairs,
 )
@@ -61,6 +62,7 @@ from dropoutlib.exercises.mc_dropout import (
 )
 from dropoutlib.exercises.overfitting import (
     check_collapsed_line,
+    check_draws_needed,
     check_expected_kept_units,
     check_mask_probability,
     check_subnetwork_count,
@@ -96,6 +98,7 @@ __all__ = [
     "check_collapsed_line",
     "check_copies_equilibrium",
     "check_dead_unit_fraction",
+    "check_draws_needed",
     "check_drop_path",
     "check_dropout",
     "check_dropout_backward",
@@ -134,6 +137,7 @@ __all__ = [
     "check_underfitting",
     "check_uniform_at",
     "check_units_for_dropout",
+    "check_units_needed",
     "check_zero_gradient_move",
     "check_zero_gradient_pairs",
 ]

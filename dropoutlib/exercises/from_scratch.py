@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
+from dropoutlib.course.stats import samples_needed
 from dropoutlib.exercises._answers import (
     as_number,
     call_answer,
@@ -33,6 +34,7 @@ __all__ = [
     "check_bitwise_dropout",
     "check_dropout",
     "check_dropout_backward",
+    "check_units_needed",
     "check_zero_gradient_move",
     "check_zero_gradient_pairs",
 ]
@@ -767,3 +769,44 @@ def check_zero_gradient_move(zero_gradient_move: Callable[..., Any]) -> None:
     call, got, _, want = next(row for row in rows if not _move_close(row[1], row[3]))
     raise AssertionError(f"{call} returned {got:.4g}, but column 0 moved by {want:.4g} in the "
                          "second step")
+
+
+def check_units_needed(units_needed: Callable[[float, float, float], Any]) -> None:
+    r"""Check a function that sizes a test of the fraction of units a dropout layer drops.
+
+    ``units_needed(p, tolerance, z)`` returns the fewest units :math:`n` for which ``z`` standard
+    errors of the fraction dropped fit within ``tolerance``. The fraction dropped from :math:`n`
+    units is a binomial proportion with standard error :math:`\sqrt{p(1-p)/n}`, so
+    :math:`n = \lceil z^2 p (1-p) / \text{tolerance}^2 \rceil`.
+
+    Example:
+        >>> import math
+        >>> check_units_needed(lambda p, tol, z: math.ceil(z**2 * p * (1 - p) / tol**2))
+        Correct: n = ceil(z**2 p (1 - p) / tolerance**2) units (62,500 for p = 0.5, 0.01, z = 5).
+    """
+    require_function(units_needed, "units_needed")
+    for p, tolerance, z in ((0.2, 0.01, 5.0), (0.5, 0.01, 5.0), (0.1, 0.02, 3.0), (0.9, 0.005, 2.0),
+                            (0.3, 0.03, 4.0)):
+        call = f"units_needed(p={p}, tolerance={tolerance}, z={z})"
+        got = as_number(call_answer(units_needed, p, tolerance, z), call)
+        want = samples_needed(math.sqrt(p * (1 - p)), tolerance, z)
+        if got == want:
+            continue
+        exact = z**2 * p * (1 - p) / tolerance**2
+        if math.isclose(got, exact, rel_tol=1e-6) or got == math.floor(exact):
+            raise AssertionError(f"{call} returned {got:.6g}: round UP to a whole number of units, {want}")
+        if got == math.ceil(z**2 * math.sqrt(p * (1 - p)) / tolerance**2):
+            raise AssertionError(
+                f"{call} returned {got:.6g}: the standard error of the fraction is sqrt(p (1 - p) / n); "
+                f"squaring it gives p (1 - p) / n, without the square root"
+            )
+        if got == samples_needed(math.sqrt(p * (1 - p)), tolerance, math.sqrt(z)):
+            raise AssertionError(f"{call} returned {got:.6g}: z enters squared, like the tolerance")
+        one_sided = (samples_needed(math.sqrt(v), tolerance, z) for v in (p, 1 - p))
+        if got in tuple(one_sided):
+            raise AssertionError(
+                f"{call} returned {got:.6g}: a unit dropped with probability p is a coin with variance "
+                f"p (1 - p), not p or 1 - p"
+            )
+        raise AssertionError(f"{call} returned {got:.6g}, expected {want}")
+    print("Correct: n = ceil(z**2 p (1 - p) / tolerance**2) units (62,500 for p = 0.5, 0.01, z = 5).")

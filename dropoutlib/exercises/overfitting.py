@@ -18,11 +18,13 @@ import torch
 from torch import nn
 
 from dropoutlib.course.models import mlp
+from dropoutlib.course.stats import samples_needed
 from dropoutlib.exercises._answers import as_number, call_answer, describe, require_function
 from dropoutlib.experiments.overfitting import ToyFit, total_variation
 
 __all__ = [
     "check_collapsed_line",
+    "check_draws_needed",
     "check_expected_kept_units",
     "check_mask_probability",
     "check_subnetwork_count",
@@ -470,3 +472,54 @@ def check_collapsed_line(collapse: Callable[[nn.Module], tuple[float, float]]) -
             f"the slope is the product of the weight matrices, W_L ... W_2 W_1"
         )
     print("Correct: without activations the network is one affine map, x -> w x + b.")
+
+
+def _draws(se: float, n_draws: int, effect: float, z: float) -> int:
+    """The smallest n with z * (se * sqrt(n_draws)) / sqrt(n) <= effect."""
+    return samples_needed(se * math.sqrt(n_draws), effect, z)
+
+
+def check_draws_needed(draws_needed: Callable[[float, int, float, float], Any]) -> None:
+    r"""Check a function that says how many paired draws make an effect stand out from the noise.
+
+    ``draws_needed(se, n_draws, effect, z)`` gets the standard error ``se`` of a mean paired
+    difference measured over ``n_draws`` draws, an ``effect`` size, and a multiple ``z``. The
+    per-draw differences have standard deviation :math:`s = \mathrm{se}\sqrt{n_\text{draws}}`; over
+    :math:`n` draws the standard error is :math:`s/\sqrt n`, and the answer is the smallest
+    integer :math:`n` with :math:`z\,s/\sqrt n \le` ``effect``, that is
+    :math:`\lceil (z s / \text{effect})^2 \rceil`.
+
+    Example:
+        >>> import math
+        >>> check_draws_needed(lambda se, n, effect, z: math.ceil((z * se * n**0.5 / effect) ** 2))
+        Correct: s = se * sqrt(n_draws), then n = ceil((z s / effect)**2) draws.
+    """
+    require_function(draws_needed, "draws_needed")
+    cases = ((0.02, 8, 0.015, 1.96), (0.0213, 5, 0.02, 2.0), (0.05, 4, 0.1, 2.0), (0.01, 10, 0.01, 2.84),
+             (0.03, 5, 0.05, 2.0))
+    for se, n_draws, effect, z in cases:
+        call = f"draws_needed(se={se}, n_draws={n_draws}, effect={effect}, z={z})"
+        got = as_number(call_answer(draws_needed, se, n_draws, effect, z), call)
+        want = _draws(se, n_draws, effect, z)
+        if got == want:
+            continue
+        exact = (z * se * math.sqrt(n_draws) / effect) ** 2
+        if math.isclose(got, exact, rel_tol=1e-6) or got == math.floor(exact):
+            raise AssertionError(
+                f"{call} returned {got:.4g}: round UP to a whole number of draws, {want}; fewer "
+                f"draws would leave the standard error above effect / z"
+            )
+        if got == _draws(se, 1, effect, z):
+            raise AssertionError(
+                f"{call} returned {got:.4g}: that treats se as the spread of one draw's difference; "
+                f"se is the spread of the MEAN of {n_draws} draws, so one draw's is se * sqrt(n_draws)"
+            )
+        if got == math.ceil(z * se * math.sqrt(n_draws) / effect):
+            raise AssertionError(
+                f"{call} returned {got:.4g}: the standard error shrinks like 1 / sqrt(n), so n grows "
+                f"with the SQUARE of z s / effect"
+            )
+        if got == _draws(se, n_draws, effect, 1.0):
+            raise AssertionError(f"{call} returned {got:.4g}: use z; it is the margin, in standard errors")
+        raise AssertionError(f"{call} returned {got:.4g}, expected {want}")
+    print("Correct: s = se * sqrt(n_draws), then n = ceil((z s / effect)**2) draws.")

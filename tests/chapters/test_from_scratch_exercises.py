@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import re
 import time
 
@@ -16,6 +17,7 @@ from dropoutlib.exercises.from_scratch import (
     check_bitwise_dropout,
     check_dropout,
     check_dropout_backward,
+    check_units_needed,
     check_zero_gradient_move,
     check_zero_gradient_pairs,
 )
@@ -546,3 +548,32 @@ def test_zero_gradient_move_catches_a_wrong_start_and_a_wrong_first_gradient():
         check_zero_gradient_move(starts_at_zero)
     with pytest.raises(AssertionError, match="first step's gradient"):
         check_zero_gradient_move(first_gradient_twice)
+
+
+# --- sizing a test of the fraction dropped ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [lambda p, tol, z: math.ceil(z**2 * p * (1 - p) / tol**2),
+     lambda p, tol, z: int(np.ceil((z / tol) ** 2 * p * (1 - p)))],
+)
+def test_units_needed_references_pass(answer, capsys):
+    check_units_needed(answer)
+    assert "Correct" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (lambda p, tol, z: z**2 * p * (1 - p) / tol**2, "round UP"),
+        (lambda p, tol, z: math.ceil(z**2 * math.sqrt(p * (1 - p)) / tol**2), "without the square root"),
+        (lambda p, tol, z: math.ceil(z * p * (1 - p) / tol**2), "z enters squared"),
+        (lambda p, tol, z: math.ceil(z**2 * p / tol**2), "variance"),
+        (lambda p, tol, z: math.ceil(z**2 * p * (1 - p) / tol), "expected"),
+        (lambda p, tol, z: "many", "number"),
+    ],
+)
+def test_units_needed_mistakes_are_named(answer, message):
+    with pytest.raises(AssertionError, match=message):
+        check_units_needed(answer)

@@ -11,6 +11,7 @@ from torch import nn
 
 from dropoutlib.exercises.overfitting import (
     check_collapsed_line,
+    check_draws_needed,
     check_expected_kept_units,
     check_mask_probability,
     check_subnetwork_count,
@@ -20,7 +21,7 @@ from dropoutlib.exercises.overfitting import (
 from dropoutlib.experiments.overfitting import total_variation
 
 CHECKS = [check_subnetwork_count, check_mask_probability, check_expected_kept_units,
-          check_total_variation]
+          check_total_variation, check_draws_needed]
 
 
 @pytest.mark.parametrize("check", CHECKS)
@@ -311,3 +312,33 @@ def test_collapsed_line_messages_are_distinct():
             check_collapsed_line(answer)
         messages.add(str(caught.value).split(")) ", 1)[-1])
     assert len(messages) == len(COLLAPSE_MISTAKES)
+
+
+# --- how many draws ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [lambda se, n, effect, z: math.ceil((z * se * math.sqrt(n) / effect) ** 2),
+     lambda se, n, effect, z: int(np.ceil(n * (z * se / effect) ** 2))],
+)
+def test_draws_needed_references_pass(answer, capsys):
+    check_draws_needed(answer)
+    assert "Correct" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (lambda se, n, effect, z: (z * se * math.sqrt(n) / effect) ** 2, "round UP"),
+        (lambda se, n, effect, z: math.floor((z * se * math.sqrt(n) / effect) ** 2), "round UP"),
+        (lambda se, n, effect, z: math.ceil((z * se / effect) ** 2), "spread of the MEAN"),
+        (lambda se, n, effect, z: math.ceil(z * se * math.sqrt(n) / effect), "SQUARE"),
+        (lambda se, n, effect, z: math.ceil((se * math.sqrt(n) / effect) ** 2), "use z"),
+        (lambda se, n, effect, z: math.ceil((z * se * n / effect) ** 2), "expected"),
+        (lambda se, n, effect, z: None, "forget the `return`"),
+    ],
+)
+def test_draws_needed_mistakes_are_named(answer, message):
+    with pytest.raises(AssertionError, match=message):
+        check_draws_needed(answer)

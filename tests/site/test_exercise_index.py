@@ -32,5 +32,5 @@ def test_the_instructors_page_shows_the_current_index():
 
 def test_index_knows_which_exercises_are_checked():
     by_label = {e.label: e for e in exercise_index.all_exercises()}
-    assert by_label["ex-from-scratch-1"].checks == ("check_dropout",)
+    assert by_label["ex-from-scratch-1"].checks == ("check_dropout", "check_dropout_backward")
     assert all(check.startswith("check_") for e in by_label.values() for check in e.checks)
