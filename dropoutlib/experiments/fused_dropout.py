@@ -38,9 +38,11 @@ from dropoutlib.course.claims import Claim, above
 from dropoutlib.fused import philox_uniform
 
 __all__ = [
+    "CONFIGS",
     "CPU_ANCHOR",
     "FUSED_TARGETS",
     "H100_ANCHOR",
+    "MASK_BITS",
     "MASK_Z",
     "METHODS",
     "PASSES",
@@ -52,14 +54,17 @@ __all__ = [
     "benchmark_claims",
     "benchmark_tables",
     "bytes_moved",
+    "config_dropout_rates",
     "counter_claims",
     "kept_claims",
     "kernel_claims",
     "load_benchmark",
     "mask_claims",
+    "mask_memory_claims",
     "mask_statistics",
     "roofline_claims",
     "roofline_ms",
+    "rooflines",
     "rule_claims",
     "saved_bytes",
     "transformer_dropout_elements",
@@ -165,23 +170,29 @@ def _check_count(value: Any, name: str, minimum: int = 0) -> int:
     return value
 
 
-def bytes_moved(n: int, itemsize: int, *, mask_itemsize: int = 0, passes: str = "forward") -> int:
+def bytes_moved(
+    n: int, itemsize: int, *, mask_itemsize: int = 0, mask_bits: int | None = None, passes: str = "forward"
+) -> int:
     r"""Bytes an element-wise dropout on ``n`` elements reads and writes in memory, at the least.
 
-    With :math:`s` bytes per element and :math:`m` bytes per mask element (0: no mask is stored, the
+    With :math:`s` bytes per element and a mask of :math:`M` bytes in all (0: no mask is stored, the
     mask is regenerated from a seed):
 
-    - forward: read :math:`x`, write :math:`y`, write the mask: :math:`n(2s + m)`;
+    - forward: read :math:`x`, write :math:`y`, write the mask: :math:`2ns + M`;
     - backward: read :math:`\partial L/\partial y` and the mask, write :math:`\partial L/\partial x`:
-      :math:`n(2s + m)`;
-    - ``"forward_backward"``: both, :math:`n(4s + 2m)`.
+      :math:`2ns + M`;
+    - ``"forward_backward"``: both, :math:`4ns + 2M`.
 
-    A copy (``x.clone()``) moves what a mask-free forward pass moves, :math:`2ns`.
+    :math:`M = nm` for a mask of :math:`m` bytes per element (``mask_itemsize``; 1 for PyTorch's
+    bool mask), or :math:`\lceil nb/8 \rceil` for one packed into :math:`b` bits per element
+    (``mask_bits``; 1 for a bitmask). A copy (``x.clone()``) moves what a mask-free forward pass
+    moves, :math:`2ns`.
 
     Args:
         n: number of elements.
         itemsize: bytes per element of the data (4 for float32, 2 for bfloat16).
-        mask_itemsize: bytes per element of the stored mask (1 for a bool mask; 0 for none).
+        mask_itemsize: bytes per element of a stored mask (1 for a bool mask; 0 for none).
+        mask_bits: bits per element of a packed mask, instead of ``mask_itemsize``.
         passes: ``"forward"``, ``"backward"`` or ``"forward_backward"``.
 
     Example:
@@ -189,13 +200,25 @@ def bytes_moved(n: int, itemsize: int, *, mask_itemsize: int = 0, passes: str = 
         4000
         >>> bytes_moved(1000, 2, mask_itemsize=1, passes="forward_backward")
         10000
+        >>> bytes_moved(1000, 2, mask_bits=1, passes="forward_backward")  # 125 bytes of bits, twice
+        8250
     """
     n = _check_count(n, "n")
     itemsize = _check_count(itemsize, "itemsize", 1)
     mask_itemsize = _check_count(mask_itemsize, "mask_itemsize")
+    if mask_bits is None:
+        mask_bytes = n * mask_itemsize
+    else:
+        mask_bits = _check_count(mask_bits, "mask_bits")
+        if mask_itemsize:
+            raise ValueError(
+                f"give mask_itemsize or mask_bits, not both (got mask_itemsize={mask_itemsize}, "
+                f"mask_bits={mask_bits})"
+            )
+        mask_bytes = -(-n * mask_bits // 8)
     if passes not in PASSES:
         raise ValueError(f"passes must be one of {PASSES}, got passes={passes!r}")
-    one_pass = n * (2 * itemsize + mask_itemsize)
+    one_pass = 2 * n * itemsize + mask_bytes
     return 2 * one_pass if passes == "forward_backward" else one_pass
 
 
@@ -231,6 +254,65 @@ def transformer_dropout_elements(batch: int, seq_len: int, d_model: int, n_heads
         "attention output": batch * seq_len * d_model,
         "MLP output": batch * seq_len * d_model,
     }
+
+
+#: Hugging Face configurations whose default dropout rates :func:`config_dropout_rates` reads:
+#: three recent decoder-only language models (each default modelled on a released 7B model) and
+#: two from 2018-2019.
+CONFIGS: dict[str, str] = {
+    "LLaMA": "LlamaConfig",
+    "Mistral": "MistralConfig",
+    "Qwen2": "Qwen2Config",
+    "BERT": "BertConfig",
+    "GPT-2": "GPT2Config",
+}
+_RECENT = ("LLaMA", "Mistral", "Qwen2")
+
+
+def config_dropout_rates(names: tuple[str, ...] = tuple(CONFIGS)) -> dict[str, dict[str, float]]:
+    """The dropout rates in the default ``transformers`` configuration of each model of :data:`CONFIGS`.
+
+    Every field whose name contains ``drop`` and holds a number (``classifier_dropout=None`` is left
+    out). Nothing is downloaded: the defaults ship with the library.
+
+    Example:
+        >>> config_dropout_rates(("BERT",))
+        {'BERT': {'hidden_dropout_prob': 0.1, 'attention_probs_dropout_prob': 0.1}}
+    """
+    from dropoutlib.course.zoo import import_torchvision
+
+    unknown = [name for name in names if name not in CONFIGS]
+    if unknown:
+        raise ValueError(f"names must be among {tuple(CONFIGS)}, got {unknown}")
+    import_torchvision()  # transformers imports torchvision, which needs the zoo's workaround here
+    import transformers
+
+    rates = {}
+    for name in names:
+        fields = getattr(transformers, CONFIGS[name])().to_dict()
+        rates[name] = {k: float(v) for k, v in fields.items()
+                       if "drop" in k and isinstance(v, int | float) and not isinstance(v, bool)}
+    return rates
+
+
+def mask_memory_claims(elements: dict[str, int], rates: dict[str, dict[str, float]]) -> list[Claim]:
+    """Where a transformer's dropout masks are, and which models still use dropout.
+
+    ``elements`` is :func:`transformer_dropout_elements` of one layer, ``rates`` is
+    :func:`config_dropout_rates`. The attention probabilities hold most of the masked elements;
+    the recent language models' default configurations set every dropout rate to 0, BERT's and
+    GPT-2's none.
+    """
+    share = elements["attention probabilities"] / sum(elements.values())
+    recent = [rate for name in _RECENT if name in rates for rate in rates[name].values()]
+    older = [rate for name, values in rates.items() if name not in _RECENT for rate in values.values()]
+    return [
+        above("the attention probabilities hold most of the masked elements", share, 0.5),
+        Claim("the recent models' configurations set every dropout rate to 0",
+              bool(recent) and all(rate == 0 for rate in recent), f"rates {sorted(set(recent))}"),
+        Claim("BERT's and GPT-2's configurations use dropout",
+              bool(older) and all(rate > 0 for rate in older), f"rates {sorted(set(older))}"),
+    ]
 
 
 # --- benchmark tables -------------------------------------------------------------------------------------
@@ -459,33 +541,48 @@ def kept_claims(kept: dict[tuple[str, torch.dtype], float]) -> list[Claim]:
     ]
 
 
-def roofline_claims(roof: dict[str, float], target_ms: float) -> list[Claim]:
-    """The rooflines of :data:`H100_ANCHOR`'s forward plus backward, and where the goal lies.
+#: The masks :func:`rooflines` compares, in bits per element.
+MASK_BITS: dict[str, int] = {"mask-free": 0, "with a 1-bit mask": 1, "with a bool mask": 8}
 
-    ``roof`` maps ``"with a bool mask"`` and ``"mask-free"`` to :func:`roofline_ms` of
-    :func:`bytes_moved` for :math:`2^{27}` bfloat16 elements at 3 TB/s; ``target_ms`` is the goal,
-    native dropout's time divided by :attr:`FusedTargets.forward_backward_speedup`. Without a mask,
-    4 passes over 256 MiB take 0.36 ms (to two decimals), and the goal lies between the two rooflines.
+
+def rooflines(n: int, itemsize: int, bandwidth: float) -> dict[str, float]:
+    """Forward plus backward rooflines (ms) of dropout on ``n`` elements, for each mask of :data:`MASK_BITS`.
 
     Example:
-        >>> n, bandwidth = H100_ANCHOR.size, H100_ANCHOR.copy_bandwidth
-        >>> roof = {"with a bool mask": roofline_ms(bytes_moved(n, 2, mask_itemsize=1,
-        ...                                                     passes="forward_backward"), bandwidth),
-        ...         "mask-free": roofline_ms(bytes_moved(n, 2, passes="forward_backward"), bandwidth)}
-        >>> [c.holds for c in roofline_claims(roof, 0.76 / 1.8)]
-        [True, True]
+        >>> {k: round(v, 3) for k, v in rooflines(2**27, 2, 3e12).items()}
+        {'mask-free': 0.358, 'with a 1-bit mask': 0.369, 'with a bool mask': 0.447}
     """
-    free, masked = roof["mask-free"], roof["with a bool mask"]
+    return {
+        name: roofline_ms(bytes_moved(n, itemsize, mask_bits=bits, passes="forward_backward"), bandwidth)
+        for name, bits in MASK_BITS.items()
+    }
+
+
+def roofline_claims(roof: dict[str, float], target_ms: float) -> list[Claim]:
+    """Where the goal lies among the rooflines of :data:`H100_ANCHOR`'s forward plus backward.
+
+    ``roof`` is :func:`rooflines` for the anchor's size in bfloat16; ``target_ms`` is
+    the goal, native dropout's time divided by :attr:`FusedTargets.forward_backward_speedup`. The
+    goal lies below the bool mask's roofline and above the other two: it rules out a one-byte mask,
+    not every stored mask.
+
+    Example:
+        >>> roof = rooflines(H100_ANCHOR.size, 2, H100_ANCHOR.copy_bandwidth)
+        >>> [c.holds for c in roofline_claims(roof, 0.76 / 1.8)]
+        [True, True, True]
+    """
+    free, bit, byte = roof["mask-free"], roof["with a 1-bit mask"], roof["with a bool mask"]
     return [
+        Claim("the goal is above the mask-free roofline", free < target_ms, f"{free:.4f} < {target_ms:.4f}"),
         Claim(
-            "2^27 bf16 elements, 4 passes at 3 TB/s: 0.36 ms",
-            round(free, 2) == 0.36,
-            f"{free:.4f} ms rounds to {round(free, 2)}",
+            "a 1-bit mask's roofline is below the goal: a packed mask could reach it",
+            bit < target_ms,
+            f"{bit:.4f} < {target_ms:.4f} ms",
         ),
         Claim(
-            "the goal lies between the two rooflines",
-            free < target_ms < masked,
-            f"{free:.4f} < {target_ms:.4f} < {masked:.4f} ms",
+            "a bool mask's roofline is above the goal: a one-byte mask cannot reach it",
+            target_ms < byte,
+            f"{target_ms:.4f} < {byte:.4f} ms",
         ),
     ]
 

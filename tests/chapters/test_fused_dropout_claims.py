@@ -22,16 +22,18 @@ from dropoutlib.experiments.fused_dropout import (
     H100_ANCHOR,
     benchmark_claims,
     benchmark_tables,
-    bytes_moved,
+    config_dropout_rates,
     counter_claims,
     kept_claims,
     kernel_claims,
     mask_claims,
+    mask_memory_claims,
     mask_statistics,
     roofline_claims,
-    roofline_ms,
+    rooflines,
     rule_claims,
     saved_bytes,
+    transformer_dropout_elements,
 )
 from dropoutlib.fused import fused_dropout, philox_uniform, triton_available
 
@@ -73,14 +75,9 @@ def test_pytorch_keeps_a_mask_and_fused_dropout_nothing():
     check(kept_claims(kept))
 
 
-def test_the_goal_lies_between_the_rooflines():
+def test_the_goal_rules_out_a_byte_mask_not_a_bit_mask():
     n, bandwidth = H100_ANCHOR.size, H100_ANCHOR.copy_bandwidth
-    roof = {
-        "with a bool mask": roofline_ms(
-            bytes_moved(n, 2, mask_itemsize=1, passes="forward_backward"), bandwidth
-        ),
-        "mask-free": roofline_ms(bytes_moved(n, 2, passes="forward_backward"), bandwidth),
-    }
+    roof = rooflines(n, 2, bandwidth)
     target_ms = H100_ANCHOR.forward_backward_ms["native"] / FUSED_TARGETS.forward_backward_speedup
     check(roofline_claims(roof, target_ms))
 
@@ -108,3 +105,8 @@ def test_the_kernel_equals_the_torch_backend(seed):
     x16 = x.to(torch.bfloat16)
     y16 = {b: fused_dropout(x16, P, seed=7 + seed, backend=b).float() for b in ("triton", "torch")}
     check(kernel_claims(results, y16))
+
+
+def test_the_attention_masks_dominate_and_recent_models_use_no_dropout():
+    elements = transformer_dropout_elements(batch=8, seq_len=2048, d_model=4096, n_heads=32)
+    check(mask_memory_claims(elements, config_dropout_rates()))

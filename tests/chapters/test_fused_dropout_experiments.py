@@ -16,9 +16,12 @@ from dropoutlib.experiments.fused_dropout import (
     RESULTS,
     benchmark_tables,
     bytes_moved,
+    config_dropout_rates,
     load_benchmark,
+    mask_memory_claims,
     mask_statistics,
     roofline_ms,
+    rooflines,
     saved_bytes,
     transformer_dropout_elements,
 )
@@ -61,14 +64,26 @@ def test_bytes_moved_by_pass():
     assert bytes_moved(n, s, mask_itemsize=1, passes="backward") == n * (2 * s + 1)
     both = bytes_moved(n, s, mask_itemsize=1, passes="forward_backward")
     assert both == bytes_moved(n, s, mask_itemsize=1) + bytes_moved(n, s, mask_itemsize=1, passes="backward")
+    assert bytes_moved(n, s, mask_bits=8) == bytes_moved(n, s, mask_itemsize=1)
+    assert bytes_moved(n, s, mask_bits=1) == 2 * n * s + n // 8
+    assert bytes_moved(9, s, mask_bits=1) == 2 * 9 * s + 2  # 9 bits take two whole bytes
+    assert bytes_moved(n, s, mask_bits=0) == bytes_moved(n, s)
+
+
+def test_bytes_moved_takes_one_kind_of_mask():
+    with pytest.raises(ValueError, match="mask_itemsize or mask_bits"):
+        bytes_moved(1000, 2, mask_itemsize=1, mask_bits=1)
+    with pytest.raises(ValueError, match="mask_bits"):
+        bytes_moved(1000, 2, mask_bits=-1)
 
 
 def test_roofline_of_the_projects_anchor():
-    """The project's 0.36 ms: 2^27 bfloat16 elements, forward and backward with no mask, at 3.0 TB/s."""
-    bytes_free = bytes_moved(2**27, 2, passes="forward_backward")
-    assert round(roofline_ms(bytes_free, H100_ANCHOR.copy_bandwidth), 2) == 0.36
-    bytes_mask = bytes_moved(2**27, 2, mask_itemsize=1, passes="forward_backward")
-    assert bytes_mask / bytes_free == pytest.approx(1.25)
+    """The project's 0.36 ms: 2^27 bfloat16 elements, forward and backward with no mask, at 3.0 TB/s;
+    a bitmask adds 1/32 of that, a bool mask 1/4."""
+    roof = rooflines(2**27, 2, H100_ANCHOR.copy_bandwidth)
+    assert round(roof["mask-free"], 2) == 0.36
+    assert roof["with a 1-bit mask"] / roof["mask-free"] == pytest.approx(1 + 1 / 32)
+    assert roof["with a bool mask"] / roof["mask-free"] == pytest.approx(1.25)
     assert roofline_ms(3e9, 3e12) == pytest.approx(1.0)
 
 
@@ -188,3 +203,18 @@ def test_mask_statistics_of_the_philox_mask():
     assert math.isfinite(stats.neighbour_corr)
     with pytest.raises(ValueError, match="p must be"):
         mask_statistics(0, p=1.0)
+
+
+def test_config_dropout_rates_reads_numbers_only_and_names_unknown_models():
+    rates = config_dropout_rates(("BERT", "LLaMA"))
+    assert rates["BERT"] == {"hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1}
+    assert "classifier_dropout" not in rates["BERT"]  # None in the default, not a rate
+    assert rates["LLaMA"] == {"attention_dropout": 0.0}
+    with pytest.raises(ValueError, match="T5"):
+        config_dropout_rates(("T5",))
+
+
+def test_mask_memory_claims_fail_when_the_facts_change():
+    elements = {"attention probabilities": 1, "attention output": 1, "MLP output": 1}
+    rates = {"LLaMA": {"attention_dropout": 0.1}, "BERT": {"hidden_dropout_prob": 0.0}}
+    assert [claim.holds for claim in mask_memory_claims(elements, rates)] == [False, False, False]
