@@ -74,7 +74,7 @@ from dropoutlib.course.batched import (
 from dropoutlib.course.claims import Claim, above, below
 from dropoutlib.course.data import Split, load_digits, load_idx
 from dropoutlib.course.seeding import check_seed
-from dropoutlib.course.stats import _as_array
+from dropoutlib.course.stats import _as_array, paired_gain
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -90,6 +90,7 @@ __all__ = [
     "P",
     "baseline_curve",
     "best_ps",
+    "runner_up",
     "compare",
     "comparison_claims",
     "depth_study",
@@ -766,6 +767,24 @@ def best_ps(grid: Grid) -> tuple[float, float]:
     return grid.rows[int(mean[:, 0].argmax())], grid.rows[int(mean[:, 1].argmax())]
 
 
+def runner_up(grid: Grid, column: int = 0) -> tuple[Any, float, float]:
+    """The second-best row of a :func:`p_sweep` column by mean test accuracy, and the paired
+    difference best minus it over the seeds: ``(row, mean, standard error)``.
+
+    Example:
+        >>> acc = np.array([[[0.9, 0.8]], [[0.95, 0.9]]])  # rows p = 0, 0.5; one column; two seeds
+        >>> grid = Grid((0.0, 0.5), ("hidden",), (), (0, 1), {"test_acc": acc})
+        >>> row, mean, se = runner_up(grid)
+        >>> row, round(mean, 3), round(se, 3)
+        (0.0, 0.075, 0.025)
+    """
+    acc = grid["test_acc"][:, column]
+    order = np.argsort(-acc.mean(axis=1), kind="stable")
+    best, second = order[0], order[1]
+    mean, _, se = paired_gain(acc[second], acc[best])
+    return grid.rows[int(second)], mean, se
+
+
 def width_ratios(grid: Grid) -> tuple[float, float]:
     """:func:`units_needed` on a :func:`width_sweep`, for the training and for the test accuracy."""
     return tuple(  # type: ignore[return-value]
@@ -871,12 +890,21 @@ def size_claims(sizes: Grid) -> list[Claim]:
     ]
 
 
+def _inside_noise(name: str, mean: float, se: float, n_seeds: int) -> Claim:
+    return Claim(
+        f"{name}: within 2 standard errors of zero over {n_seeds} seeds",
+        abs(mean) < 2 * se,
+        f"{mean:+.4f} ± {se:.4f}",
+    )
+
+
 def p_claims(ps: Grid) -> list[Claim]:
     """How much to drop (a :func:`p_sweep` whose rows include 0, 0.3, 0.5, 0.7 and 0.8).
 
     Hidden dropout from 0.3 to 0.8 beats none, and the best hidden ``p`` lies in [0.3, 0.7]; dropping
     80% of the inputs is worse than the best input ``p``, which lies in [0.2, 0.5]; the two bests
-    are within a point of each other.
+    are within a point of each other. The best hidden ``p`` cannot be told from the runner-up
+    (:func:`runner_up`): the sweep picks a range, not a value.
     """
     mean, rows = ps.mean("test_acc"), list(ps.rows)
     moderate = [rows.index(p) for p in (0.3, 0.5, 0.7, 0.8)]
@@ -896,6 +924,7 @@ def p_claims(ps: Grid) -> list[Claim]:
             0.2 <= best_input <= 0.5,
             f"0.2 <= {best_input} <= 0.5",
         ),
+        _inside_noise("the best hidden p against the runner-up", *runner_up(ps)[1:], len(ps.seeds)),
         below(
             "the best input and hidden p are within a point",
             abs(mean[:, 1].max() - mean[:, 0].max()),
@@ -907,19 +936,25 @@ def p_claims(ps: Grid) -> list[Claim]:
 def placement_claims(places: Grid) -> list[Claim]:
     """Where the dropout layer goes (a :func:`placement_study` with columns ReLU, then sigmoid).
 
-    With ReLU, dropout before and after the activation give identical runs; with sigmoid units they
-    differ, and after is better. Output dropout beats no dropout here, but not hidden dropout.
+    With ReLU, dropout before and after the activation give identical runs: the same training and
+    test losses to the last bit, seed by seed (accuracies alone could agree by chance); with sigmoid
+    units they differ, and after is better. Output dropout beats no dropout here, but not hidden dropout.
     """
     rows = {name: i for i, name in enumerate(places.rows)}
     after = places["test_acc"][rows["after the activation"]]
     before = places["test_acc"][rows["before the activation"]]
     mean = places.mean("test_acc")
     out_acc = mean[rows["outputs (logits)"], 0]
+    # the float64 mean losses are functions of every logit: equal to the bit, the networks agree
+    losses = [(places[m][rows["after the activation"], 0], places[m][rows["before the activation"], 0])
+              for m in ("train_loss", "test_loss")]
+    same = all(np.array_equal(a, b) for a, b in losses)
+    differ = max(float(np.max(np.abs(a - b))) for a, b in losses)
     return [
         Claim(
-            "with ReLU, dropout before and after the activation are identical",
-            bool(np.array_equal(after[0], before[0])),
-            "the same accuracy for every seed" if np.array_equal(after[0], before[0]) else "they differ",
+            "with ReLU, dropout before and after the activation are identical to the last bit",
+            same,
+            f"largest difference of their training and test losses over the seeds: {differ:.1e}",
         ),
         Claim(
             "with sigmoid units the two placements differ",
