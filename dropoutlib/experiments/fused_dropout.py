@@ -300,8 +300,8 @@ def mask_memory_claims(elements: dict[str, int], rates: dict[str, dict[str, floa
 
     ``elements`` is :func:`transformer_dropout_elements` of one layer, ``rates`` is
     :func:`config_dropout_rates`. The attention probabilities hold most of the masked elements;
-    the recent language models' default configurations set every dropout rate to 0, BERT's and
-    GPT-2's none.
+    the recent language models' default configurations set every dropout rate to 0, while every
+    rate of BERT's and GPT-2's is above 0.
     """
     share = elements["attention probabilities"] / sum(elements.values())
     recent = [rate for name in _RECENT if name in rates for rate in rates[name].values()]
