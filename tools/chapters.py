@@ -89,10 +89,12 @@ def run(source: Path) -> float:
     return seconds
 
 
-def cell_signature(cell: nbformat.NotebookNode) -> tuple[str, str, tuple[str, ...]]:
-    """What must agree between a source and its notebook: type, source text and tags of a cell."""
-    tags = tuple(cell.get("metadata", {}).get("tags", []))
-    return cell.cell_type, cell.source.strip(), tags
+def cell_signature(cell: nbformat.NotebookNode) -> tuple[str, str, tuple[str, ...], str]:
+    """What must agree between a source and its notebook: type, source text, tags and MyST-NB
+    options (such as a check's toggle label, which the site shows) of a cell."""
+    metadata = cell.get("metadata", {})
+    options = json.dumps(metadata.get("mystnb", {}), sort_keys=True)
+    return cell.cell_type, cell.source.strip(), tuple(metadata.get("tags", [])), options
 
 
 def differences(source: Path) -> list[str]:

@@ -45,6 +45,15 @@ def test_pairing_check_catches_an_edited_source(tmp_path):
     assert problems and "differs" in problems[0]
 
 
+def test_pairing_check_catches_an_edited_toggle_label(tmp_path):
+    label = 'code_prompt_show: "Check: '
+    source = next(s for s in SOURCES if label in s.read_text())
+    edited = tmp_path / source.name
+    edited.write_text(source.read_text().replace(label, 'code_prompt_show: "Edited: ', 1))
+    problems = chapters.differences(edited)
+    assert problems and "differs" in problems[0]
+
+
 @pytest.mark.parametrize("source", SOURCES, ids=IDS)
 def test_notebook_has_stored_outputs_and_no_errors(source):
     nb = nbformat.read(chapters.notebook_for(source), as_version=4)
