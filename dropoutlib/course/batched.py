@@ -272,6 +272,28 @@ class BatchedMLP(nn.Module):
                 x = self._drop(x, "after", generators)
         return self._drop(x, "output", generators)
 
+    def add_weight_decay(self, decay: torch.Tensor) -> None:
+        r"""Add each member's L2 gradient to the gradients: :math:`\lambda_m \theta_m` for member
+        :math:`m`, as ``torch.optim.Adam(weight_decay=λ)`` would for that member alone.
+
+        ``decay`` holds one :math:`\lambda_m` per member, shape ``(M,)``. Call it after
+        ``backward()`` and before the optimizer's step.
+
+        Example:
+            >>> model = BatchedMLP(2, [3], 1, seeds=[0, 1])
+            >>> model(torch.ones(4, 2)).sum().backward()
+            >>> before = model.weights[0].grad.clone()
+            >>> model.add_weight_decay(torch.tensor([0.0, 0.5]))
+            >>> torch.equal(model.weights[0].grad[0], before[0])
+            True
+        """
+        if decay.shape != (self.n_members,):
+            raise ValueError(f"decay must hold one value per member, shape ({self.n_members},), "
+                             f"got shape {tuple(decay.shape)}")
+        with torch.no_grad():
+            for parameter in self.parameters():
+                parameter.grad.add_(decay.view(-1, 1, 1) * parameter)
+
     def member(self, m: int) -> nn.Sequential:
         """Member ``m`` as an ordinary ``nn.Sequential`` with a copy of its current weights.
 

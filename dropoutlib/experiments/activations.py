@@ -849,12 +849,11 @@ def early_stopping_comparison(
     model = BatchedMLP(
         data.n_features, list(HIDDEN), n_classes, seeds=members, p=[c[1] for c in configs] * len(seeds)
     )
-    decay = torch.tensor([c[2] for c in configs] * len(seeds)).view(-1, 1, 1)
+    decay = torch.tensor([c[2] for c in configs] * len(seeds))
     m, n = x.shape[0], x.shape[1]
     orders = [torch.Generator().manual_seed(s + 2**32) for s in members]
     masks = [torch.Generator().manual_seed(s + 2**33) for s in members]
     optimizer = torch.optim.Adam(model.parameters(), lr=LR)
-    params = list(model.parameters())
     rows = torch.arange(m).unsqueeze(1)
 
     def losses(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -870,9 +869,7 @@ def early_stopping_comparison(
             optimizer.zero_grad(set_to_none=True)
             losses(model(xs[:, i : i + BATCH_SIZE], masks), ys[:, i : i + BATCH_SIZE]).sum().backward()
             if weight_decays:
-                with torch.no_grad():
-                    for q in params:  # Adam's L2 term, per member (as Adam(weight_decay=...))
-                        q.grad.add_(decay * q)
+                model.add_weight_decay(decay)
             optimizer.step()
         model.eval()
         with torch.no_grad():

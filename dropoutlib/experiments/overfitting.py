@@ -408,40 +408,41 @@ def tuned_weight_decay_fits(
         if not np.isfinite(lam) or lam <= 0:
             raise ValueError(f"weight_decays must hold finite numbers > 0, got {lam!r}")
     epochs = check_positive_int(epochs, "epochs")
-    members = [seed for seed in seeds for _ in decays]
-    model = BatchedMLP(1, list(hidden), 1, seeds=members)
-    with torch.no_grad():  # the initial weights of fit_toy_regression(0.0, seed=seed)
-        for m, seed in enumerate(members):
+    k = len(decays)
+    model = BatchedMLP(1, list(hidden), 1, seeds=[seed for seed in seeds for _ in decays])
+    with torch.no_grad():  # the initial weights of fit_toy_regression(0.0, seed=seed), k members each
+        for i, seed in enumerate(seeds):
             torch.manual_seed(seed)
             linears = [layer for layer in mlp(1, list(hidden), 1) if isinstance(layer, nn.Linear)]
             for weight, bias, linear in zip(model.weights, model.biases, linears, strict=True):
-                weight[m].copy_(linear.weight.T)
-                bias[m, 0].copy_(linear.bias)
-    splits = [_validation_split(seed) for seed in members]
-    data = [toy_regression(seed=seed) for seed in members]
-    x = torch.stack([split.x_train for split in splits])
-    y = torch.stack([split.y_train for split in splits])
-    decay = torch.tensor(decays * len(seeds)).view(-1, 1, 1)
+                weight[i * k : (i + 1) * k] = linear.weight.T
+                bias[i * k : (i + 1) * k, 0] = linear.bias
+    data = [toy_regression(seed=seed) for seed in seeds]
+    splits = [_validation_split(seed) for seed in seeds]
+
+    def per_member(tensors: list[torch.Tensor]) -> torch.Tensor:
+        return torch.stack(tensors).repeat_interleave(k, dim=0)
+
+    x, y = per_member([s.x_train for s in splits]), per_member([s.y_train for s in splits])
+    decay = torch.tensor(decays * len(seeds))
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     model.train()  # no dropout anywhere: training and evaluation mode compute the same function
     for _ in range(epochs):
         optimizer.zero_grad(set_to_none=True)
         (model(x) - y).pow(2).mean(dim=(1, 2)).sum().backward()
-        with torch.no_grad():
-            for parameter in model.parameters():
-                parameter.grad.add_(decay * parameter)
+        model.add_weight_decay(decay)
         optimizer.step()
     model.eval()
     with torch.no_grad():
         train_predictions = model(x)
-        validation = (train_predictions - torch.stack([s.y_test for s in splits])).pow(2).mean(dim=(1, 2))
+        validation = (train_predictions - per_member([s.y_test for s in splits])).pow(2).mean(dim=(1, 2))
         test_predictions = model(data[0].x_test)
     n_parameters = sum(parameter[0].numel() for parameter in model.parameters())
-    chosen = validation.view(len(seeds), len(decays)).argmin(dim=1)
+    chosen = validation.view(len(seeds), k).argmin(dim=1)
     fits = []
     for i, seed in enumerate(seeds):
-        m = i * len(decays) + int(chosen[i])
-        fit = _summarize("weight decay, tuned", 0.0, seed, data[m], train_predictions[m],
+        m = i * k + int(chosen[i])
+        fit = _summarize("weight decay, tuned", 0.0, seed, data[i], train_predictions[m],
                          test_predictions[m], n_parameters, 1, None)
         fits.append(replace(fit, weight_decay=decays[int(chosen[i])]))
     return fits

@@ -202,3 +202,16 @@ def test_batched_model_and_fit_members_reject_bad_arguments(digits):
         fit_members(model, [digits], epochs=1)
     with pytest.raises(ValueError, match="same sizes"):
         fit_members(model, [digits, load_digits(n_train=90)], epochs=1)
+
+
+def test_add_weight_decay_adds_each_members_l2_gradient_and_checks_its_shape():
+    model = BatchedMLP(3, [4], 2, seeds=[0, 1, 2])
+    model(torch.ones(5, 3)).sum().backward()
+    before = [p.grad.clone() for p in model.parameters()]
+    decay = torch.tensor([0.0, 0.1, 1.0])
+    model.add_weight_decay(decay)
+    for parameter, grad in zip(model.parameters(), before, strict=True):
+        for m in range(3):
+            torch.testing.assert_close(parameter.grad[m], grad[m] + decay[m] * parameter[m].detach())
+    with pytest.raises(ValueError, match="one value per member"):
+        model.add_weight_decay(torch.tensor([0.1, 0.1]))
