@@ -1,5 +1,6 @@
-"""Small statistics the chapters share: paired differences over seeds with their standard errors, and
-how many samples a standard error of a given size takes."""
+"""Small statistics the chapters share: paired differences over seeds with their standard errors, the
+binomial standard error of a rate measured on a test set, and how many samples a standard error of a
+given size takes."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dropoutlib._validation import check_real
+from dropoutlib._validation import check_positive_int, check_real
 
 if TYPE_CHECKING:
     pass
 
 __all__ = [
+    "binomial_standard_error",
     "paired_gain",
     "samples_needed",
 ]
@@ -64,6 +66,20 @@ def paired_gain(base: Sequence[float], other: Sequence[float]) -> tuple[float, f
     k = d.size
     std = float(d.std(ddof=1)) if k > 1 else 0.0
     return float(d.mean()), std, std / math.sqrt(k)
+
+
+def binomial_standard_error(error: float, n: int) -> float:
+    r"""Standard error of an error rate measured on ``n`` test images: :math:`\sqrt{e(1-e)/n}`.
+
+    Example:
+        >>> round(binomial_standard_error(0.063, 540), 4)
+        0.0105
+    """
+    n = check_positive_int(n, "n")
+    error = float(error)
+    if not 0.0 <= error <= 1.0:
+        raise ValueError(f"error must be in [0, 1], got error={error}")
+    return math.sqrt(error * (1.0 - error) / n)
 
 
 # --- design -----------------------------------------------------------------------------------------

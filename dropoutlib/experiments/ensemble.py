@@ -46,6 +46,7 @@ from dropoutlib._validation import (
 from dropoutlib.course.claims import Claim, above, below
 from dropoutlib.course.data import Split, check_split, load_digits
 from dropoutlib.course.seeding import check_seed, seed_everything
+from dropoutlib.course.stats import binomial_standard_error
 from dropoutlib.course.train import History, fit
 from dropoutlib.nn.dropout import Dropout, StandardDropout
 
@@ -977,20 +978,6 @@ PREDICTIONS = {
     "normalized geometric mean": "geometric_mean",
     "weight scaling (eval mode)": "weight_scaling",
 }
-
-
-def binomial_standard_error(error: float, n: int) -> float:
-    r"""Standard error of an error rate measured on ``n`` test images: :math:`\sqrt{e(1-e)/n}`.
-
-    Example:
-        >>> round(binomial_standard_error(0.063, 540), 4)
-        0.0105
-    """
-    n = check_positive_int(n, "n")
-    error = float(error)
-    if not 0.0 <= error <= 1.0:
-        raise ValueError(f"error must be in [0, 1], got error={error}")
-    return math.sqrt(error * (1.0 - error) / n)
 
 
 def paired_error_difference(

@@ -1,12 +1,14 @@
-"""Unit tests of course.stats: sample sizes for a margin of z standard errors."""
+"""Unit tests of course.stats: the binomial standard error of a test-set rate, sample sizes for a margin of
+z standard errors."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
-from dropoutlib.course.stats import samples_needed
+from dropoutlib.course.stats import binomial_standard_error, samples_needed
 
 
 @pytest.mark.parametrize(
@@ -30,3 +32,18 @@ def test_samples_needed_is_the_smallest_n_that_fits(spread, margin, z, expected)
 def test_samples_needed_names_a_bad_argument(kwargs, name):
     with pytest.raises(ValueError, match=name):
         samples_needed(**kwargs)
+
+
+def test_binomial_standard_error_matches_the_spread_of_simulated_test_sets():
+    rng = np.random.default_rng(0)
+    rates = rng.binomial(540, 0.06, size=20000) / 540  # 20000 test sets of 540 images
+    assert binomial_standard_error(0.06, 540) == pytest.approx(rates.std(), rel=0.03)
+    assert binomial_standard_error(0.0, 540) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"), [({"error": 1.5, "n": 10}, "error"), ({"error": 0.1, "n": 0}, "n")]
+)
+def test_binomial_standard_error_names_a_bad_argument(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        binomial_standard_error(**kwargs)
