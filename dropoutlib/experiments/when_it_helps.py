@@ -90,6 +90,18 @@ __all__ = [
     "P",
     "baseline_curve",
     "best_ps",
+    "binomial_se",
+    "carve_validation",
+    "early_stopping",
+    "size_stopping_claims",
+    "stopping_claims",
+    "stopped_row",
+    "width_ratio_curve",
+    "Stopped",
+    "STOP_EVERY",
+    "VALIDATION_FRACTION",
+    "WIDTH_EVERY",
+    "WIDTH_RECIPE",
     "runner_up",
     "compare",
     "comparison_claims",
@@ -138,7 +150,9 @@ class Setting:
     ``Linear, act, Dropout`` as in :func:`~course.mlp`; ``"before"``: ``Linear, Dropout, act``)
     and ``output_p`` on its outputs (the logits; shown in the chapter as what not to do). A
     probability of 0 means no dropout there. ``n_train`` is the training-set size (``None``: all
-    of it).
+    of it). ``validation=True`` trains on the training part of :meth:`Study.validation_split` and
+    evaluates on its validation images instead of the test set (the "test" metrics of such a run
+    are validation metrics): the run that chooses an early-stopping epoch.
 
     Example:
         >>> Setting(p=0.5).describe()
@@ -159,6 +173,7 @@ class Setting:
     activation: str = "relu"
     n_train: int | None = N_TRAIN
     recipe: Recipe = DEFAULT_RECIPE
+    validation: bool = False
 
     def __post_init__(self) -> None:
         for name in ("p", "input_p", "output_p"):
@@ -176,6 +191,8 @@ class Setting:
             raise TypeError(
                 f"recipe must be a Recipe, got recipe={self.recipe!r} ({type(self.recipe).__name__})"
             )
+        if not isinstance(self.validation, bool):
+            raise TypeError(f"validation must be True or False, got validation={self.validation!r}")
 
     def describe(self) -> str:
         """The dropout part of the setting in a few words (``"no dropout"`` when there is none).
@@ -248,6 +265,54 @@ def idx_data(folder: Any, *, n_test: int | None = None) -> Callable[[int, int | 
         return load_idx(folder, n_train=n_train, n_test=n_test, seed=seed)
 
     return source
+
+
+#: Share of a training set held out (stratified) as validation images, to choose a stopping epoch.
+VALIDATION_FRACTION = 0.25
+#: Early stopping looks at the validation loss every this many epochs (:func:`early_stopping`).
+STOP_EVERY = 2
+
+
+def carve_validation(split: Split, seed: int, fraction: float = VALIDATION_FRACTION) -> Split:
+    """Cut ``split``'s training images in two: train on one part, validate on the other.
+
+    Returns a :class:`Split` whose training part is a stratified, seeded (``seed``) ``1 - fraction``
+    of ``split``'s training images and whose "test" part is the rest, the validation images; the
+    rounding keeps at least one image per class on each side. ``split``'s test images are not used.
+
+    Example:
+        >>> data = digits_data(0, 300)
+        >>> val = carve_validation(data, 0)
+        >>> val.n_train, val.n_test, bool(val.x_test.shape[1] == data.n_features)
+        (225, 75, True)
+    """
+    from sklearn.model_selection import train_test_split
+
+    fraction = float(fraction)
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"fraction must be in (0, 1), got fraction={fraction!r}")
+    labels = split.y_train.numpy()
+    n_classes = len(np.unique(labels))
+    n_val = min(max(round(fraction * split.n_train), n_classes), split.n_train - n_classes)
+    if n_val < n_classes:
+        raise ValueError(
+            f"{split.n_train} training images cannot give {n_classes} classes "
+            "a validation and a training image each"
+        )
+    train, val = train_test_split(
+        np.arange(split.n_train), test_size=n_val, stratify=labels, random_state=check_seed(seed)
+    )
+    train, val = torch.from_numpy(np.sort(train)), torch.from_numpy(np.sort(val))
+    return Split(
+        split.x_train[train], split.y_train[train], split.x_train[val], split.y_train[val],
+        name=f"{split.name} (validation)",
+    )
+
+
+def _evaluated(setting: Setting, eval_every: int) -> tuple[int, ...]:
+    """The epochs at which :func:`fit_members` records a run of ``setting`` with ``eval_every``."""
+    epochs = setting.recipe.epochs
+    return tuple(e for e in range(1, epochs + 1) if e % eval_every == 0 or e == epochs)
 
 
 @dataclass
@@ -354,13 +419,25 @@ class Study:
             self._splits[key] = split
         return self._splits[key]
 
+    def validation_split(self, seed: int, n_train: int | None) -> Split:
+        """The training images of :meth:`split` cut in two, stratified and seeded by ``seed``: a
+        :class:`Split` whose training part keeps ``1 - VALIDATION_FRACTION`` of them and whose
+        "test" part holds the rest, the validation images (at least one per class on each side).
+        The test set plays no part. Remembered like :meth:`split`.
+        """
+        key = (check_seed(seed), n_train, "validation")
+        if key not in self._splits:
+            self._splits[key] = carve_validation(self.split(seed, n_train), seed)
+        return self._splits[key]
+
     def _train(self, jobs: list[tuple[Setting, int]], eval_every: int | None) -> None:
         groups: dict[tuple[Any, ...], list[tuple[Setting, int]]] = {}
         for setting, seed in jobs:
-            key = (setting.hidden, setting.activation, setting.n_train, setting.recipe)
+            key = (setting.hidden, setting.activation, setting.n_train, setting.recipe, setting.validation)
             groups.setdefault(key, []).append((setting, seed))
-        for (hidden, activation, n_train, recipe), members in groups.items():
-            splits = [self.split(seed, n_train) for _, seed in members]
+        for (hidden, activation, n_train, recipe, validation), members in groups.items():
+            part = self.validation_split if validation else self.split
+            splits = [part(seed, n_train) for _, seed in members]
             n_classes = max(int(torch.cat([s.y_train, s.y_test]).max()) for s in splits) + 1
             model = BatchedMLP(
                 splits[0].n_features,
@@ -408,7 +485,8 @@ class Study:
         """Train ``make(row, column)`` for every row, column and seed; return the :class:`Grid`.
 
         With ``eval_every``, every run also records its learning curves (evaluated every that many
-        epochs); runs remembered without curves are trained again to get them.
+        epochs, and after the last); runs remembered without these curves (none, or evaluated at
+        other epochs) are trained again to get them.
         """
         rows, columns = tuple(rows), tuple(columns)
         if not rows or not columns:
@@ -430,8 +508,9 @@ class Study:
             for s in row:
                 for seed in seeds:
                     run = self._runs.get((s, seed))
-                    missing = run is None or (eval_every is not None and run.epochs is None)
-                    if missing and (s, seed) not in jobs:
+                    wanted = None if eval_every is None else _evaluated(s, eval_every)
+                    curves = wanted is None or (run is not None and run.epochs == wanted)
+                    if (run is None or not curves) and (s, seed) not in jobs:
                         jobs.append((s, seed))
         if jobs:
             self._train(jobs, eval_every)
@@ -561,10 +640,25 @@ def placement_study(
     )
 
 
+#: The width sweep's budget: full-batch Adam as :data:`DEFAULT_RECIPE`, but 200 steps (dropout
+#: networks converge slower, and 40 steps mixed that with capacity), evaluated every 40 steps.
+WIDTH_RECIPE = dataclasses.replace(DEFAULT_RECIPE, epochs=200)
+WIDTH_EVERY = 40
+
+
 def width_sweep(
-    study: Study, widths: Sequence[int], seeds: Sequence[int], *, base: Setting = BASELINE, p: float = P
+    study: Study,
+    widths: Sequence[int],
+    seeds: Sequence[int],
+    *,
+    base: Setting = BASELINE,
+    p: float = P,
+    eval_every: int | None = None,
 ) -> Grid:
     """Hidden width (every hidden layer as wide): rows ``widths``, columns no dropout / dropout ``p``.
+
+    With ``eval_every``, the runs record their curves, so that :func:`width_ratio_curve` can read the
+    ratio after each budget of steps.
 
     Example:
         >>> tiny = Setting(hidden=(8,), n_train=50, recipe=Recipe(epochs=2))
@@ -579,6 +673,7 @@ def width_sweep(
         _columns(p),
         lambda w, c: dataclasses.replace(base, hidden=(w,) * depth, p=0.0 if c == "no dropout" else p),
         seeds,
+        eval_every=eval_every,
     )
 
 
@@ -630,6 +725,75 @@ def recipe_study(
         lambda label, c: dataclasses.replace(base, recipe=by_label[label], p=0.0 if c == "no dropout" else p),
         seeds,
     )
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """What :func:`early_stopping` measured: one row per setting, one column per seed.
+
+    Attributes:
+        settings, seeds: what was trained.
+        epoch: the stopping epoch (1-based) chosen on the validation images, shape ``(settings, seeds)``.
+        values: ``train_acc``, ``test_acc``, ``train_loss``, ``test_loss`` of the network trained on all
+            the training images, read at that epoch; each of shape ``(settings, seeds)``.
+    """
+
+    settings: tuple[Setting, ...]
+    seeds: tuple[int, ...]
+    epoch: np.ndarray
+    values: dict[str, np.ndarray]
+
+    def __getitem__(self, metric: str) -> np.ndarray:
+        return self.values[metric]
+
+
+def early_stopping(
+    study: Study, settings: Sequence[Setting], seeds: Sequence[int], *, every: int = STOP_EVERY
+) -> Stopped:
+    """Early stopping with the epoch chosen on a validation split carved from the training images.
+
+    For every setting and seed: (1) the setting is trained on the training part of
+    :meth:`Study.validation_split` (a quarter of its training images held out) for its recipe's
+    epochs, evaluated every ``every`` epochs, and the evaluated epoch of lowest validation loss is
+    chosen; (2) the same setting, from the same
+    initial weights, trained on *all* its training images (the run :meth:`Study.grid` trains for it
+    anyway, now with a curve) is read at that epoch (the retraining recipe of Goodfellow et al.,
+    algorithm 7.2). The test set plays no part in the choice. Both runs are remembered by ``study``.
+
+    Example:
+        >>> tiny = Setting(hidden=(8,), n_train=60, recipe=Recipe(epochs=5))
+        >>> stopped = early_stopping(Study(), [tiny], [0, 1])
+        >>> stopped.epoch.shape, bool(1 <= stopped.epoch.min() and stopped.epoch.max() <= 5)
+        ((1, 2), True)
+    """
+    settings = tuple(settings)
+    for s in settings:
+        if not isinstance(s, Setting) or s.validation:
+            raise TypeError(f"settings must hold Settings with validation=False, got {s!r}")
+    rows = range(len(settings))
+    chosen = study.grid(
+        rows, ["validation"], lambda i, _: dataclasses.replace(settings[i], validation=True), seeds,
+        eval_every=every,
+    )
+    full = study.grid(rows, ["all"], lambda i, _: settings[i], seeds, eval_every=every)
+    best = chosen.curves["test_loss"][:, 0].argmin(axis=2)  # type: ignore[index]  # (settings, seeds)
+    pick = lambda curves: np.take_along_axis(curves[:, 0], best[..., None], axis=2)[..., 0]  # noqa: E731
+    values = {m: pick(full.curves[m]) for m in ("train_acc", "test_acc", "train_loss", "test_loss")}  # type: ignore[index]
+    return Stopped(settings, full.seeds, np.asarray(full.epochs)[best], values)
+
+
+def binomial_se(accuracy: float, n_test: int) -> float:
+    """The binomial standard error of an accuracy measured on ``n_test`` test images.
+
+    Example:
+        >>> round(binomial_se(0.95, 540), 4)
+        0.0094
+    """
+    accuracy = float(accuracy)
+    if not 0.0 <= accuracy <= 1.0:
+        raise ValueError(f"accuracy must be in [0, 1], got accuracy={accuracy!r}")
+    n_test = check_positive_int(n_test, "n_test")
+    return float(np.sqrt(accuracy * (1 - accuracy) / n_test))
 
 
 def units_needed(widths: Sequence[float], base: Sequence[float], other: Sequence[float]) -> float:
@@ -687,10 +851,11 @@ def summary_rows(
     *,
     decimals: int = 2,
 ) -> list[dict[str, Any]]:
-    """The rows of a results table of one column of ``grid``: mean and standard deviation over seeds.
+    """The rows of a results table of one column of ``grid``: mean and standard error over seeds.
 
     One dict per row of the grid, labelled ``"setting"``, with two entries per metric: its mean
-    (``"test acc (%)"``) and its standard deviation over seeds (``"test acc sd"``). Accuracies and the
+    (``"test acc (%)"``) and its standard error over the seeds (``"test acc SE"``: the standard
+    deviation with ``ddof=1`` over the square root of the number of seeds). Accuracies and the
     gap are in percent, rounded to ``decimals`` decimals, losses rounded to three. Pass the rows to
     :func:`dropoutlib.course.book.table` for a DataFrame.
 
@@ -698,7 +863,7 @@ def summary_rows(
         >>> values = {m: np.array([[[0.9, 0.92]]]) for m in METRICS}
         >>> grid = Grid(("a",), ("c",), ((Setting(),),), (0, 1), values)
         >>> summary_rows(grid, ["test_acc", "test_loss"], decimals=1)
-        [{'setting': 'a', 'test acc (%)': 91.0, 'test acc sd': 1.4, 'test loss': 0.91, 'test loss sd': 0.014}]
+        [{'setting': 'a', 'test acc (%)': 91.0, 'test acc SE': 1.0, 'test loss': 0.91, 'test loss SE': 0.01}]
     """
     for m in metrics:
         if m not in METRICS:
@@ -712,11 +877,36 @@ def summary_rows(
         percent = m.endswith("acc") or m == "gap"
         factor, digits = (100.0, decimals) if percent else (1.0, 3)
         name = m.replace("_", " ")
-        means, stds = grid.mean(m)[:, column] * factor, grid.std(m)[:, column] * factor
-        for row, mean, std in zip(rows, means, stds, strict=True):
+        se = grid.std(m)[:, column] / np.sqrt(len(grid.seeds))
+        for row, mean, error in zip(rows, grid.mean(m)[:, column] * factor, se * factor, strict=True):
             row[f"{name} (%)" if percent else name] = round(float(mean), digits)
-            row[f"{name} sd"] = round(float(std), digits)
+            row[f"{name} SE"] = round(float(error), digits)
     return rows
+
+
+def stopped_row(
+    stopped: Stopped,
+    label: str,
+    row: int = 0,
+    metrics: Sequence[str] = ("train_acc", "test_acc", "gap", "test_loss"),
+    *,
+    decimals: int = 2,
+) -> dict[str, Any]:
+    """One row of :func:`summary_rows`' table for setting ``row`` of an :func:`early_stopping` result.
+
+    Example:
+        >>> names = ("train_acc", "test_acc", "train_loss", "test_loss")
+        >>> values = {m: np.array([[0.9, 0.92]]) for m in names}
+        >>> stopped = Stopped((Setting(),), (0, 1), np.array([[4, 6]]), values)
+        >>> row = stopped_row(stopped, "early stopping", metrics=["test_acc", "test_loss"], decimals=1)
+        >>> row["setting"], row["test acc (%)"], row["test acc SE"], row["test loss SE"]
+        ('early stopping', 91.0, 1.0, 0.01)
+    """
+    values = {m: v[row : row + 1] for m, v in stopped.values.items()}
+    values["gap"] = values["train_acc"] - values["test_acc"]
+    grid = Grid((label,), ("early stopping",), ((stopped.settings[row],),), stopped.seeds,
+                {m: v[:, None, :] for m, v in values.items()})
+    return summary_rows(grid, metrics, decimals=decimals)[0]
 
 
 def errors_removed(grid: Grid) -> np.ndarray:
@@ -792,6 +982,34 @@ def width_ratios(grid: Grid) -> tuple[float, float]:
     )
 
 
+def width_ratio_curve(grid: Grid) -> dict[str, np.ndarray]:
+    """:func:`units_needed` for every seed of a :func:`width_sweep`, after every recorded budget.
+
+    Returns ``"epochs"`` (the budgets, in steps of full-batch training) and, for ``"train_acc"`` and
+    ``"test_acc"``, the ratio of seed ``s`` after budget ``b`` in an array of shape
+    ``(budgets, seeds)``. A grid without curves has one budget, its last epoch.
+
+    Example:
+        >>> w = [4, 8, 16, 32, 64]
+        >>> acc = np.array([[0.5, 0.3], [0.7, 0.5], [0.8, 0.7], [0.85, 0.8], [0.87, 0.85]])[:, :, None]
+        >>> grid = Grid(tuple(w), ("no", "yes"), (), (0,), {"train_acc": acc, "test_acc": acc})
+        >>> width_ratio_curve(grid)["test_acc"].round(4).tolist()
+        [[2.0]]
+    """
+    if grid.curves is None or grid.epochs is None:
+        budgets = [(None, {m: grid[m] for m in ("train_acc", "test_acc")})]
+    else:
+        budgets = [(e, {m: grid.curves[m][..., k] for m in ("train_acc", "test_acc")})
+                   for k, e in enumerate(grid.epochs)]
+    out: dict[str, np.ndarray] = {"epochs": np.array([-1 if e is None else e for e, _ in budgets])}
+    for m in ("train_acc", "test_acc"):
+        out[m] = np.array([
+            [units_needed(grid.rows, acc[m][:, 0, s], acc[m][:, 1, s]) for s in range(len(grid.seeds))]
+            for _, acc in budgets
+        ])
+    return out
+
+
 # --- the chapter's claims ---------------------------------------------------------------------------
 
 
@@ -824,8 +1042,9 @@ def member_claims(difference: float) -> list[Claim]:
 def comparison_claims(main: Grid) -> list[Claim]:
     """Dropout against no dropout (a :func:`compare` grid: baseline, dropout, dropout with input dropout).
 
-    Dropout raises the mean test accuracy, narrows the gap and lowers the test loss for every seed;
-    both networks fit every training image; input dropout lowers the loss further. The baseline's
+    Dropout raises the test accuracy by more than two standard errors (paired by seed), narrows the
+    gap and lowers the test loss for every seed; both networks fit every training image; input
+    dropout lowers the loss further, by more than two standard errors. The baseline's
     curves (:func:`baseline_curve`): it fits its training set within 20 epochs, its test loss ends
     more than 1.5 times above its minimum, and after the fit its test accuracy moves less than a
     point.
@@ -834,8 +1053,9 @@ def comparison_claims(main: Grid) -> list[Claim]:
     gap = main.mean("gap")[:, 0]
     curve = baseline_curve(main)
     fitted = curve["fitted"] == 1.0 and curve["fitted_at"] <= 20
+    gain, further = _paired(acc[0], acc[1]), _paired(loss[1], loss[2])
     return [
-        above("dropout raises the mean test accuracy", acc[1].mean(), acc[0].mean()),
+        above("dropout raises the test accuracy (paired, mean - 2 SE)", gain[0] - 2 * gain[1], 0.0),
         below("dropout narrows the train/test gap", gap[1], gap[0]),
         Claim(
             "dropout lowers the test loss for every seed",
@@ -847,7 +1067,8 @@ def comparison_claims(main: Grid) -> list[Claim]:
             bool((main["train_acc"][:2] == 1.0).all()),
             f"lowest training accuracy {main['train_acc'][:2].min():.4g}",
         ),
-        below("adding input dropout lowers the test loss further", loss[2].mean(), loss[1].mean()),
+        below("adding input dropout lowers the test loss further (paired, mean + 2 SE)",
+              further[0] + 2 * further[1], 0.0),
         Claim(
             "the baseline fits its training set within 20 epochs",
             bool(fitted),
@@ -862,16 +1083,80 @@ def comparison_claims(main: Grid) -> list[Claim]:
     ]
 
 
-def size_claims(sizes: Grid) -> list[Claim]:
-    """How the gain depends on the training-set size (a :func:`size_sweep`, sizes increasing).
+def _paired(base: np.ndarray, other: np.ndarray) -> tuple[float, float]:
+    mean, _, se = paired_gain(base, other)
+    return mean, se
 
-    On the smallest set dropout still helps; the gain on the three smallest sets is more than twice
-    that on the three largest; dropout removes some errors at every size (:func:`errors_removed`),
-    and the share removed on the three largest sets is more than half of that on the three smallest.
+
+def stopping_claims(main: Grid, stopped: Stopped) -> list[Claim]:
+    """Dropout against the early-stopped baseline (:func:`early_stopping` of the baseline, row 0 of the
+    :func:`compare` grid ``main``; paired by seed, mean ± standard error).
+
+    Early stopping lowers the baseline's test loss by more than two standard errors, and its
+    accuracy moves inside the noise; dropout's test loss differs from the early-stopped baseline's
+    inside the noise, but dropout with input dropout is lower by more than two standard errors; by
+    test accuracy dropout beats early stopping by more than two standard errors.
+    """
+    loss, acc = main["test_loss"][:, 0], main["test_acc"][:, 0]
+    k = len(main.seeds)
+    claims = []
+    mean, se = _paired(loss[0], stopped["test_loss"][0])
+    claims.append(below("early stopping lowers the baseline's test loss (mean + 2 SE)", mean + 2 * se, 0.0))
+    claims.append(_inside_noise("early stopping against the last epoch, test accuracy",
+                                *_paired(acc[0], stopped["test_acc"][0]), k))
+    claims.append(_inside_noise("dropout against early stopping, test loss",
+                                *_paired(stopped["test_loss"][0], loss[1]), k))
+    mean, se = _paired(stopped["test_loss"][0], loss[2])
+    claims.append(below("input and hidden dropout lower the test loss below early stopping's (mean + 2 SE)",
+                        mean + 2 * se, 0.0))
+    mean, se = _paired(stopped["test_acc"][0], acc[1])
+    claims.append(above("dropout beats early stopping by test accuracy (mean - 2 SE)", mean - 2 * se, 0.0))
+    return claims
+
+
+def size_stopping_claims(sizes: Grid, stopped: Stopped) -> list[Claim]:
+    """Dropout against the early-stopped baseline at every training-set size (a :func:`size_sweep` and
+    :func:`early_stopping` of its baselines, sizes increasing; paired by seed).
+
+    By test accuracy dropout's mean is above early stopping's at every size; by test loss early
+    stopping beats dropout on the smallest set, and dropout beats early stopping on each of the three
+    largest, each by more than two standard errors.
+    """
+    acc = sizes["test_acc"][:, 1] - stopped["test_acc"]  # (sizes, seeds)
+    loss = [_paired(stopped["test_loss"][i], sizes["test_loss"][i, 1]) for i in range(len(sizes.rows))]
+    claims = [
+        Claim(
+            "by test accuracy, dropout's mean beats early stopping at every size",
+            bool((acc.mean(axis=1) > 0).all()),
+            f"smallest difference {acc.mean(axis=1).min():+.4f}",
+        ),
+        above("by test loss, early stopping beats dropout on the smallest set (mean - 2 SE)",
+              loss[0][0] - 2 * loss[0][1], 0.0),
+    ]
+    for i in range(len(loss) - 3, len(loss)):
+        claims.append(below(f"by test loss, dropout beats early stopping at {sizes.rows[i]} images "
+                            "(mean + 2 SE)", loss[i][0] + 2 * loss[i][1], 0.0))
+    return claims
+
+
+def size_claims(sizes: Grid) -> list[Claim]:
+    """How the gain depends on the training-set size (a :func:`size_sweep`, sizes increasing; paired by
+    seed, mean ± standard error).
+
+    On the smallest set dropout helps by more than two standard errors; the mean gain on the three
+    smallest sets exceeds that on the three largest by more than two standard errors, and is over
+    twice as large; dropout removes some errors at every size (:func:`errors_removed`); the share
+    removed on the three largest sets is more than half of that on the three smallest, and the two
+    shares differ inside the noise.
     """
     gains, removed = sizes.gain(), errors_removed(sizes)
+    k = len(sizes.seeds)
+    smallest, smallest_se = _mean_se(gains[0])
+    shrink, shrink_se = _paired(gains[-3:].mean(axis=0), gains[:3].mean(axis=0))
     return [
-        above("on the smallest set dropout still helps", gains[0].mean(), 0.0),
+        above("on the smallest set dropout helps (mean - 2 SE)", smallest - 2 * smallest_se, 0.0),
+        above("the gain on the three smallest sets exceeds that on the three largest (mean - 2 SE)",
+              shrink - 2 * shrink_se, 0.0),
         above(
             "the gain on the three smallest sets is over twice that on the three largest",
             gains[:3].mean(),
@@ -887,6 +1172,8 @@ def size_claims(sizes: Grid) -> list[Claim]:
             removed[-3:].mean(),
             0.5 * removed[:3].mean(),
         ),
+        _inside_noise("the share removed, three largest against three smallest sets",
+                      *_paired(removed[:3].mean(axis=0), removed[-3:].mean(axis=0)), k),
     ]
 
 
@@ -901,20 +1188,24 @@ def _inside_noise(name: str, mean: float, se: float, n_seeds: int) -> Claim:
 def p_claims(ps: Grid) -> list[Claim]:
     """How much to drop (a :func:`p_sweep` whose rows include 0, 0.3, 0.5, 0.7 and 0.8).
 
-    Hidden dropout from 0.3 to 0.8 beats none, and the best hidden ``p`` lies in [0.3, 0.7]; dropping
-    80% of the inputs is worse than the best input ``p``, which lies in [0.2, 0.5]; the two bests
-    are within a point of each other. The best hidden ``p`` cannot be told from the runner-up
-    (:func:`runner_up`): the sweep picks a range, not a value.
+    Hidden dropout from 0.3 to 0.8 has a higher mean than none, and ``p = 0.5`` beats none by more
+    than two standard errors (paired); the best hidden ``p`` lies in [0.3, 0.7]; dropping 80% of the
+    inputs is worse than the best input ``p``, which lies in [0.2, 0.5]; the two bests are within a
+    point of each other. The best hidden ``p`` cannot be told from the runner-up (:func:`runner_up`):
+    the sweep picks a range, not a value.
     """
     mean, rows = ps.mean("test_acc"), list(ps.rows)
+    acc = ps["test_acc"]
     moderate = [rows.index(p) for p in (0.3, 0.5, 0.7, 0.8)]
     best_hidden, best_input = best_ps(ps)
+    half, half_se = _paired(acc[0, 0], acc[rows.index(0.5), 0])
     return [
         Claim(
-            "hidden dropout from 0.3 to 0.8 beats p = 0",
+            "hidden dropout from 0.3 to 0.8 has a higher mean than p = 0",
             bool((mean[moderate, 0] > mean[0, 0]).all()),
             f"lowest {mean[moderate, 0].min():.4g} > {mean[0, 0]:.4g}",
         ),
+        above("hidden p = 0.5 beats p = 0 (paired, mean - 2 SE)", half - 2 * half_se, 0.0),
         Claim("the best hidden p is moderate", 0.3 <= best_hidden <= 0.7, f"0.3 <= {best_hidden} <= 0.7"),
         below(
             "dropping 80% of the inputs is worse than the best", mean[rows.index(0.8), 1], mean[:, 1].max()
@@ -934,23 +1225,26 @@ def p_claims(ps: Grid) -> list[Claim]:
 
 
 def placement_claims(places: Grid) -> list[Claim]:
-    """Where the dropout layer goes (a :func:`placement_study` with columns ReLU, then sigmoid).
+    """Where the dropout layer goes (a :func:`placement_study` with columns ReLU, then sigmoid; paired
+    by seed, mean ± standard error).
 
     With ReLU, dropout before and after the activation give identical runs: the same training and
-    test losses to the last bit, seed by seed (accuracies alone could agree by chance); with sigmoid
-    units they differ, and after is better. Output dropout beats no dropout here, but not hidden dropout.
+    test losses to the last bit, seed by seed (accuracies alone could agree by chance). With sigmoid
+    units they differ; both placements cost accuracy against no dropout by more than two standard
+    errors, and after has the higher mean. Output dropout lowers the ReLU network's test loss by more
+    than two standard errors, less than hidden dropout does; by accuracy it differs from no dropout
+    and from hidden dropout inside the noise.
     """
     rows = {name: i for i, name in enumerate(places.rows)}
-    after = places["test_acc"][rows["after the activation"]]
-    before = places["test_acc"][rows["before the activation"]]
-    mean = places.mean("test_acc")
-    out_acc = mean[rows["outputs (logits)"], 0]
+    acc, loss = places["test_acc"], places["test_loss"]
+    none, after, before = rows["no dropout"], rows["after the activation"], rows["before the activation"]
+    out = rows["outputs (logits)"]
+    k = len(places.seeds)
     # the float64 mean losses are functions of every logit: equal to the bit, the networks agree
-    losses = [(places[m][rows["after the activation"], 0], places[m][rows["before the activation"], 0])
-              for m in ("train_loss", "test_loss")]
+    losses = [(places[m][after, 0], places[m][before, 0]) for m in ("train_loss", "test_loss")]
     same = all(np.array_equal(a, b) for a, b in losses)
     differ = max(float(np.max(np.abs(a - b))) for a, b in losses)
-    return [
+    claims = [
         Claim(
             "with ReLU, dropout before and after the activation are identical to the last bit",
             same,
@@ -958,38 +1252,62 @@ def placement_claims(places: Grid) -> list[Claim]:
         ),
         Claim(
             "with sigmoid units the two placements differ",
-            not np.array_equal(after[1], before[1]),
-            f"{np.round(after[1], 4).tolist()} vs {np.round(before[1], 4).tolist()}",
+            not np.array_equal(acc[after, 1], acc[before, 1]),
+            f"{np.round(acc[after, 1], 4).tolist()} vs {np.round(acc[before, 1], 4).tolist()}",
         ),
-        above(
-            "with sigmoid units, dropout after the activation does better", after[1].mean(), before[1].mean()
-        ),
-        above("output dropout beats no dropout here", out_acc, mean[rows["no dropout"], 0]),
-        below("output dropout does less well than hidden dropout", out_acc, after[0].mean()),
     ]
+    for row, where in ((after, "after"), (before, "before")):
+        mean, se = _paired(acc[none, 1], acc[row, 1])
+        claims.append(below(f"with sigmoid units, dropout {where} the activation costs accuracy "
+                            "(mean + 2 SE)", mean + 2 * se, 0.0))
+    claims.append(above("with sigmoid units, after the activation has the higher mean accuracy",
+                        *_paired(acc[before, 1], acc[after, 1])[:1], 0.0))
+    mean, se = _paired(loss[none, 0], loss[out, 0])
+    claims.append(below("output dropout lowers the ReLU network's test loss (mean + 2 SE)",
+                        mean + 2 * se, 0.0))
+    mean, se = _paired(loss[after, 0], loss[out, 0])
+    claims.append(above("hidden dropout lowers it more (mean - 2 SE)", mean - 2 * se, 0.0))
+    for row, name in ((none, "no dropout"), (after, "hidden dropout")):
+        claims.append(_inside_noise(f"output dropout against {name}, accuracy",
+                                    *_paired(acc[row, 0], acc[out, 0]), k))
+    return claims
+
+
+def _mean_se(values: np.ndarray) -> tuple[float, float]:
+    values = np.asarray(values, dtype=np.float64)
+    return float(values.mean()), float(values.std(ddof=1) / np.sqrt(values.size)) if values.size > 1 else 0.0
 
 
 def width_claims(widths: Grid) -> list[Claim]:
-    """A dropout network needs more units (a :func:`width_sweep` whose rows include 8, 16 and 128).
+    """A dropout network needs more units (a :func:`width_sweep` with curves, rows including 8, 16
+    and 128; the ratios per seed from :func:`width_ratio_curve`, mean ± standard error).
 
-    The width ratio at equal accuracy (:func:`width_ratios`) lies between 1.2 and the rule's
-    :math:`1/q`, for the training and the test accuracy; at 8 and 16 units dropout costs accuracy on
-    both sets; at 128 units it wins on the test set.
+    After the first budget (40 steps) the ratio is below the rule's :math:`1/q` by more than two
+    standard errors, for the training and the test accuracy; it grows with the budget (last minus
+    first, paired by seed, more than two standard errors); after the last budget the training ratio
+    is within two standard errors of :math:`1/q` or above it. After the last budget, at 8 and 16
+    units dropout costs accuracy on both sets; at 128 units it wins on the test set.
     """
     q = 1 - widths.settings[0][1].p
     rows = list(widths.rows)
     narrow, wide = [rows.index(w) for w in (8, 16)], rows.index(128)
+    ratios = width_ratio_curve(widths)
+    first, last = int(ratios["epochs"][0]), int(ratios["epochs"][-1])
     claims = []
-    for ratio, where in zip(width_ratios(widths), ("training", "test"), strict=True):
-        claims.append(
-            Claim(
-                f"dropout needs between 1.2 and 1/q times the units ({where} accuracy)",
-                1.2 < ratio < 1 / q,
-                f"1.2 < {ratio:.4g} < {1 / q:.4g}",
-            )
-        )
     for metric, where in (("train_acc", "training"), ("test_acc", "test")):
-        mean = widths.mean(metric)
+        mean, se = _mean_se(ratios[metric][0])
+        claims.append(below(f"after {first} steps dropout needs under 1/q times the units ({where} "
+                            "accuracy, mean + 2 SE)", mean + 2 * se, 1 / q))
+        mean, se = _mean_se(ratios[metric][-1] - ratios[metric][0])
+        claims.append(above(f"the ratio grows from {first} to {last} steps ({where}, mean - 2 SE)",
+                            mean - 2 * se, 0.0))
+    mean, se = _mean_se(ratios["train_acc"][-1])
+    claims.append(above(f"after {last} steps the training ratio reaches 1/q (mean + 2 SE)",
+                        mean + 2 * se, 1 / q))
+    final = {m: (widths.curves[m][..., -1] if widths.curves is not None else widths[m]).mean(axis=2)
+             for m in ("train_acc", "test_acc")}
+    for metric, where in (("train_acc", "training"), ("test_acc", "test")):
+        mean = final[metric]
         claims.append(
             Claim(
                 f"at 8 and 16 units dropout costs {where} accuracy",
@@ -997,35 +1315,37 @@ def width_claims(widths: Grid) -> list[Claim]:
                 f"{np.round(mean[narrow, 1], 4).tolist()} < {np.round(mean[narrow, 0], 4).tolist()}",
             )
         )
-    test = widths.mean("test_acc")
-    claims.append(above("at 128 units dropout wins", test[wide, 1], test[wide, 0]))
+    claims.append(above("at 128 units dropout wins", final["test_acc"][wide, 1], final["test_acc"][wide, 0]))
     return claims
 
 
 def small_gain_claims(depths: Grid, recipes: Grid) -> list[Claim]:
     """The gain is small when the baseline does not overfit (a :func:`depth_study` of 1, 2, ... hidden
-    layers and a :func:`recipe_study` of the aggressive recipe, then the gentle one).
+    layers and a :func:`recipe_study` of the aggressive recipe, then the gentle one; paired by seed,
+    mean ± standard error).
 
-    One hidden layer gains less than two, and without dropout does better than two; the gentle recipe
-    gives a better baseline, over which dropout gains less, and which comes within a point of the
-    aggressively trained dropout network.
+    Without dropout one hidden layer beats two by more than two standard errors; dropout's gain is
+    inside the noise with one hidden layer and over two standard errors with two; the gentle recipe
+    gives a better baseline, over which dropout gains less, each by more than two standard errors;
+    and the gentle baseline differs from the aggressively trained dropout network inside the noise.
     """
-    depth_gain, recipe_gain = depths.gain(), recipes.gain()
-    depth_acc, recipe_acc = depths.mean("test_acc"), recipes.mean("test_acc")
+    acc = lambda grid, row, col: grid["test_acc"][row, col]  # noqa: E731
+    k = len(depths.seeds)
+    base_depth = _paired(acc(depths, 1, 0), acc(depths, 0, 0))
+    gain_two = _mean_se(depths.gain()[1])
+    base_recipe = _paired(acc(recipes, 0, 0), acc(recipes, 1, 0))
+    gain_recipe = _paired(recipes.gain()[0], recipes.gain()[1])
     return [
-        below(
-            "the gain is smaller with one hidden layer than with two",
-            depth_gain[0].mean(),
-            depth_gain[1].mean(),
-        ),
-        above("without dropout, one hidden layer does better than two", depth_acc[0, 0], depth_acc[1, 0]),
-        above("the gentle recipe gives a better baseline", recipe_acc[1, 0], recipe_acc[0, 0]),
-        below("dropout gains less over the better baseline", recipe_gain[1].mean(), recipe_gain[0].mean()),
-        below(
-            "the gentle baseline comes within a point of the aggressive dropout network",
-            abs(recipe_acc[1, 0] - recipe_acc[0, 1]),
-            0.01,
-        ),
+        above("without dropout, one hidden layer beats two (mean - 2 SE)",
+              base_depth[0] - 2 * base_depth[1], 0.0),
+        _inside_noise("dropout's gain with one hidden layer", *_mean_se(depths.gain()[0]), k),
+        above("dropout's gain with two hidden layers (mean - 2 SE)", gain_two[0] - 2 * gain_two[1], 0.0),
+        above("the gentle recipe gives a better baseline (mean - 2 SE)",
+              base_recipe[0] - 2 * base_recipe[1], 0.0),
+        below("dropout gains less over the better baseline (mean + 2 SE)",
+              gain_recipe[0] + 2 * gain_recipe[1], 0.0),
+        _inside_noise("the gentle baseline against the aggressive dropout network",
+                      *_paired(acc(recipes, 0, 1), acc(recipes, 1, 0)), k),
     ]
 
 
