@@ -5,6 +5,8 @@ the noise images (``train_mc_model(seed)``, ``ood_uncertainty(..., seed)``, ...)
 in ``dropoutlib.experiments.mc_dropout``; this file only feeds the claims functions other seeds. The
 OOD claims are about the chapter's five runs together (seeds 0 to 4), as the chapter states them, and
 one claim, that MC averaging goes either way at p = 0.25, is about five seeds and checked only here.
+The baselines and data-size claims are about five seeds together (paired differences, each seed's
+five networks); they are checked on the chapter's seeds 0 to 4 and on five fresh seeds, 5 to 9.
 """
 
 from __future__ import annotations
@@ -20,8 +22,11 @@ from dropoutlib.course.claims import check
 from dropoutlib.course.data import load_digits
 from dropoutlib.experiments.mc_dropout import (
     attention_dropout_only,
+    baselines_claims,
+    baselines_experiment,
     calibration_claims,
     calibration_experiment,
+    data_size_claims,
     digit_pixels,
     fast_path_claims,
     fast_path_trap,
@@ -107,3 +112,9 @@ def test_fast_path_claims(seed):
     bert = fast_path_trap(zoo.bert_classifier(), text, passes=8, seed=seed)
     attention = fast_path_trap(attention_dropout_only(zoo.bert_classifier()), text, passes=8, seed=seed)
     check(fast_path_claims(trap, bert, attention))
+
+
+@pytest.mark.parametrize("seeds", [range(0, 5), range(5, 10)], ids=["seeds 0-4", "fresh seeds 5-9"])
+def test_baselines_and_data_size(seeds):
+    result = baselines_experiment(seeds, samples=50)
+    check(baselines_claims(result) + data_size_claims(result))

@@ -11,19 +11,30 @@ import numpy as np
 import pytest
 import torch
 
+from dropoutlib.course.batched import BatchedMLP
 from dropoutlib.course.data import load_digits
 from dropoutlib.course.models import mlp
 from dropoutlib.experiments.mc_dropout import (
     MAX_PIXEL,
+    METHODS,
     OOD_SETS,
+    VALIDATION,
+    BaselinesResult,
     FastPathTrap,
     auroc,
+    baseline_split,
+    baselines_claims,
+    baselines_experiment,
     calibration_experiment,
+    data_size_claims,
     digit_pixels,
+    disagreement,
     distinct_passes,
     fast_path_claims,
+    fit_temperature,
     hand_rolled_mc,
     invert_digits,
+    member_passes,
     noise_images,
     ood_sets,
     ood_uncertainty,
@@ -34,6 +45,7 @@ from dropoutlib.experiments.mc_dropout import (
     train_mc_model,
     transform_sweep,
 )
+from dropoutlib.uncertainty import MCPrediction
 
 
 @pytest.fixture(scope="module")
@@ -264,3 +276,91 @@ def test_hand_rolled_mc_varies_on_an_mlp_and_refuses_bad_samples():
     assert not model.training
     with pytest.raises(ValueError, match="samples"):
         hand_rolled_mc(model, torch.randn(2, 4), 0)
+
+
+# --- baselines and data size -------------------------------------------------------------------------
+
+
+def test_baseline_split_holds_out_a_validation_split_and_keeps_the_test_digits():
+    data, held = baseline_split(3)
+    full = load_digits(seed=3)
+    assert (data.n_train, held.n_test) == (full.n_train - VALIDATION, VALIDATION)
+    assert torch.equal(data.x_test, full.x_test) and torch.equal(data.y_test, full.y_test)
+    rows = {tuple(r) for r in data.x_train.numpy().round(5)}
+    assert not any(tuple(r) in rows for r in held.x_test.numpy().round(5))  # disjoint
+    assert np.bincount(held.y_test.numpy(), minlength=10).min() >= 24  # stratified: ~25.7 per class
+    small, _ = baseline_split(3, n_train=125)
+    assert small.n_train == 125 and {tuple(r) for r in small.x_train.numpy().round(5)} <= rows
+    with pytest.raises(ValueError, match="n_train"):
+        baseline_split(3, n_train=5000)
+
+
+def test_fit_temperature_recovers_the_temperature_that_made_the_labels():
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(20000, 5, generator=generator) * 3
+    for true in (0.5, 2.0):
+        labels = torch.multinomial(torch.softmax(logits / true, -1), 1, generator=generator)[:, 0]
+        assert abs(fit_temperature(logits, labels) - true) < 0.05 * true
+
+
+def test_disagreement_is_zero_for_agreement_and_matches_the_library():
+    same = torch.softmax(torch.randn(1, 7, 4), -1).expand(3, 7, 4)
+    assert disagreement(same).abs().max() < 1e-12
+    passes = torch.softmax(torch.randn(6, 7, 4) * 2, -1)
+    assert torch.allclose(disagreement(passes).float(), MCPrediction(passes).mutual_information, atol=1e-6)
+    assert (disagreement(passes) > 0).all()
+
+
+def test_member_passes_sample_each_member_and_restore_evaluation_mode():
+    model = BatchedMLP(64, [16], 10, seeds=[0, 1], p=0.5)
+    x = torch.randn(2, 5, 64)
+    passes = member_passes(model, x, samples=4, seed=3)
+    assert passes.shape == (4, 2, 5, 10) and not model.training
+    assert torch.allclose(passes.sum(-1), torch.ones(4, 2, 5))
+    assert not torch.allclose(passes[0], passes[1])  # fresh masks every pass
+    assert torch.equal(passes, member_passes(model, x, samples=4, seed=3))  # seeded
+    no_dropout = BatchedMLP(64, [16], 10, seeds=[0, 1], p=0.0)
+    still = member_passes(no_dropout, x, samples=3)
+    assert torch.allclose(still[0], still[2])
+
+
+def test_baselines_experiment_shapes_and_a_one_network_ensemble():
+    r = baselines_experiment([0, 1], sizes=[60, 120], members=2, samples=3, epochs=3)
+    assert r.mc_mi.shape == r.ensemble_mi.shape == (2, 2) and r.temperature.shape == (2, 2)
+    assert all(r.ece[m].shape == (2,) for m in METHODS)
+    assert (r.mc_mi > 0).all() and (r.ensemble_mi > 0).all()
+    one = baselines_experiment([0], sizes=[60], members=1, samples=3, epochs=3)
+    assert abs(one.ensemble_mi).max() < 1e-9  # one network cannot disagree with itself
+    assert np.allclose(one.nll["ensemble"], one.nll["plain"])
+
+
+JITTER = np.array([1.0, -1.0, 1.0, -1.0, 0.0]) * 1e-3  # zero mean, standard error 4.5e-4
+
+
+def _result(mc, ens, ensemble_gain=0.02):
+    """A synthetic result: MC dropout worse by 0.05 in ECE and NLL, equal in error; temperature scaling
+    equal; the ensemble better by ``ensemble_gain`` in everything (all up to ``JITTER``)."""
+    plain = np.array([0.10, 0.12, 0.11, 0.13, 0.10])
+
+    def scores(mc_shift):
+        return {"plain": plain, "MC dropout": plain + mc_shift + JITTER, "temperature": plain - JITTER,
+                "ensemble": plain - ensemble_gain + JITTER[::-1]}
+
+    return BaselinesResult(np.array([125, 250, 500, 1000]), np.asarray(mc), np.asarray(ens), scores(0.05),
+                           scores(0.05), scores(0.0), np.ones((5, 5)), 50)
+
+
+def test_data_size_claims_fail_when_the_mutual_information_concentrates():
+    falling_slower = np.array([0.30, 0.24, 0.20, 0.18]) * np.linspace(0.95, 1.05, 5)[:, None]
+    ensemble = np.array([0.05, 0.03, 0.018, 0.011]) * np.ones((5, 1))
+    assert all(c.holds for c in data_size_claims(_result(falling_slower, ensemble)))
+    concentrating = np.array([0.30, 0.15, 0.075, 0.0375]) * np.linspace(0.95, 1.05, 5)[:, None]
+    failed = [c.statement for c in data_size_claims(_result(concentrating, ensemble)) if not c.holds]
+    assert len(failed) == 3  # keeps more than half; ten times the ensemble's; slows down
+
+
+def test_baselines_claims_fail_when_the_ensemble_does_not_help():
+    ones = np.ones((5, 4))
+    assert all(c.holds for c in baselines_claims(_result(ones, ones)))
+    failed = {c.statement for c in baselines_claims(_result(ones, ones, ensemble_gain=0.0)) if not c.holds}
+    assert len(failed) == 4 and "and MC dropout's" not in failed  # MC dropout is still worse
