@@ -28,6 +28,7 @@ from dropoutlib.course.train import fit
 from dropoutlib.experiments.dropout_family import (
     BLOCK_SIZES,
     CNN_P,
+    DEPTH,
     DROP_PATH,
     ELEMENTWISE_NOISES,
     EPOCHS,
@@ -42,6 +43,10 @@ from dropoutlib.experiments.dropout_family import (
     depth_claims,
     depth_statistics,
     dropblock_claims,
+    dropconnect_inference,
+    dropconnect_inference_claims,
+    droppath_rate_claims,
+    droppath_skip_rates,
     mask_structure,
     measure_moments,
     moment_claims,
@@ -50,17 +55,20 @@ from dropoutlib.experiments.dropout_family import (
     residual_mlp,
     selu_mlp,
     shallow_droppath_claims,
+    train_variant,
 )
 from dropoutlib.nn.alpha import alpha_dropout
 from dropoutlib.nn.dropblock import dropblock_drop_fraction
 
 SEEDS = [0, 1, 2, 3, 4]
+#: Fresh seeds for the cheap DropConnect inference comparison (eight seeds in all).
+FRESH_SEEDS = [5, 6, 7]
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
 
 @functools.cache
 def runs():
-    """The chapter's comparison for five seeds: 60 networks."""
+    """The chapter's comparison for five seeds: 65 networks."""
     return compare_family(SEEDS)
 
 
@@ -108,6 +116,23 @@ def test_dropconnect_same_mean_and_variance_other_correlations(seed):
     check(correlation_formula_claims(exact, d.unit_correlation))
 
 
+def test_moment_matching_and_mc_lower_the_mean_networks_loss_not_its_accuracy():
+    # the chapter's five seeds, then eight (three fresh): the same claims, paired over the seeds
+    models = {seed: runs()["mlp-dropconnect", seed].model for seed in SEEDS}
+    result = dropconnect_inference(models)
+    check(dropconnect_inference_claims(result))
+    fresh = {seed: train_variant("mlp-dropconnect", seed).model for seed in FRESH_SEEDS}
+    check(dropconnect_inference_claims({**result, **dropconnect_inference(fresh)}))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_droppath_blocks_skip_at_huangs_linear_rates(seed):
+    x = digits(seed).x_test
+    skips = droppath_skip_rates(runs()["residual-droppath", seed].model, x, 20, seed)
+    assert len(skips) == DEPTH
+    check(droppath_rate_claims(skips, DROP_PATH, 20 * len(x)))
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 def test_standard_dropout_moves_a_deep_selu_network_alpha_does_not(seed):
     late = {}
@@ -119,7 +144,7 @@ def test_standard_dropout_moves_a_deep_selu_network_alpha_does_not(seed):
             late[kind, mode] = float(np.mean(stats.var[8:]))
     check(
         depth_claims(
-            late["alpha", "train"], late["standard", "train"], late["standard", "eval"], late["none", "eval"]
+            late["alpha", "train"], late["alpha", "eval"], late["standard", "train"], late["standard", "eval"]
         )
     )
 
@@ -154,7 +179,9 @@ def test_dropblock_drops_clustered_blocks_below_p_and_keeps_the_mean(seed):
 
 
 def test_every_network_fits_the_variants_lower_the_test_loss_and_the_means_agree():
-    # on every one of the five seeds (fit, the helpful variants, alpha dropout), and on the means
+    # on every one of the five seeds (fit, the helpful variants, alpha dropout), paired over them
+    # (ramped DropBlock, DropBlock against dropout, the ReLU accuracies, what is inside the noise)
+    # and on the means
     check(comparison_claims(runs()))
 
 

@@ -11,26 +11,39 @@ from torch import nn
 from dropoutlib.course.data import load_digits
 from dropoutlib.experiments.convolutions import TrainedRun
 from dropoutlib.experiments.dropout_family import (
+    BLOCK_SIZES,
     DEPTH,
     FAMILIES,
     HIDDEN,
+    INFERENCE_RULES,
     MASK_KINDS,
+    N_TRAIN,
     VARIANTS,
     Moments,
+    RampedDropBlock2d,
+    Scores,
     build_variant,
     compare_family,
+    depth_claims,
     depth_statistics,
+    dropconnect_inference,
+    dropconnect_inference_claims,
+    dropconnect_probabilities,
+    droppath_rate_claims,
+    droppath_skip_rates,
     mask_structure,
     measure_moments,
     noise_structure,
     random_numbers_per_step,
+    residual_mlp,
+    scores,
     selu_mlp,
     train_variant,
 )
 from dropoutlib.nn.alpha import AlphaDropout
 from dropoutlib.nn.drop_path import DropPath
-from dropoutlib.nn.dropblock import DropBlock2d
-from dropoutlib.nn.dropconnect import DropConnectLinear
+from dropoutlib.nn.dropblock import DropBlock2d, dropblock
+from dropoutlib.nn.dropconnect import DropConnectLinear, dropconnect_linear
 from dropoutlib.nn.dropout import dropout
 from dropoutlib.nn.gaussian import GaussianDropout
 
@@ -64,6 +77,7 @@ def test_variants_of_a_family_start_from_identical_weights(family):
         ("selu-alpha", AlphaDropout, 2),
         ("residual-droppath", DropPath, DEPTH),
         ("cnn-dropblock", DropBlock2d, 2),
+        ("cnn-dropblock-ramp", RampedDropBlock2d, 2),
     ],
 )
 def test_variants_hold_their_layers(name, layer, count):
@@ -291,3 +305,173 @@ def test_depth_statistics_rejects_bad_arguments():
         depth_statistics(nn.Linear(2, 2), torch.zeros(1, 2))
     with pytest.raises(TypeError, match="training must be"):
         depth_statistics(selu_mlp(2, [2], 2), torch.zeros(1, 2), training=1)
+
+
+# --- DropConnect inference ------------------------------------------------------------------------------
+
+
+class _Square(nn.Module):
+    def forward(self, x):
+        return x.square()
+
+
+def test_mean_network_rule_is_the_evaluation_forward_and_scores_its_cross_entropy():
+    run = train_variant("mlp-dropconnect", 0, epochs=5)
+    data = load_digits(seed=0, n_train=N_TRAIN)
+    probs = dropconnect_probabilities(run.model, data.x_test, "mean network")
+    assert torch.allclose(probs, torch.softmax(run.model.eval()(data.x_test), dim=1))
+    assert scores(probs, data.y_test).loss == pytest.approx(run.test_loss, abs=1e-5)
+    assert scores(probs, data.y_test).acc == pytest.approx(run.test_acc)
+
+
+def test_moment_matching_uses_the_variance_of_real_masks():
+    # With a squaring activation the moment-matched output is E[u^2] = mean^2 + variance, and the
+    # softmax's logs give it back up to a constant per row. The variance of u under real DropConnect
+    # masks, measured by sampling them, must be the Gaussian's.
+    torch.manual_seed(0)
+    layer = DropConnectLinear(6, 3, p=0.3)
+    with torch.no_grad():
+        layer.weight.mul_(3)
+    v = torch.rand(4, 6)
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        draws = torch.stack(
+            [dropconnect_linear(v, layer.weight, layer.bias, 0.3, generator=g) for _ in range(20_000)]
+        )
+
+    def centred(z):
+        return z - z.mean(dim=1, keepdim=True)
+
+    probs = dropconnect_probabilities(
+        nn.Sequential(layer, _Square()), v, "moment matching", samples=20_000, seed=2
+    )
+    second_moment = draws.square().mean(dim=0)
+    assert torch.allclose(centred(probs.log()), centred(second_moment), atol=0.05)
+    # the mean network misses the variance term
+    mean_only = layer.eval()(v).detach().square()
+    assert (centred(probs.log()) - centred(mean_only)).abs().max() > 0.3
+
+
+def test_moment_matching_averages_the_last_layers_softmax_over_gaussian_samples():
+    torch.manual_seed(0)
+    layer = DropConnectLinear(5, 4, p=0.5)
+    v = torch.randn(3, 5)
+    probs = dropconnect_probabilities(nn.Sequential(layer), v, "moment matching", samples=5000, seed=0)
+    mean = layer.eval()(v).detach()
+    std = (1.0 * (v.square() @ layer.weight.detach().square().T)).sqrt()
+    g = torch.Generator().manual_seed(7)
+    reference = torch.softmax(mean + std * torch.randn((20_000, *mean.shape), generator=g), dim=-1).mean(0)
+    assert torch.allclose(probs, reference, atol=0.01)
+    assert torch.allclose(probs.sum(dim=1), torch.ones(3))
+
+
+def test_mc_rule_equals_the_mean_network_without_drops_and_restores_the_generator():
+    torch.manual_seed(0)
+    net = nn.Sequential(DropConnectLinear(5, 8, p=0.0), nn.ReLU(), DropConnectLinear(8, 3, p=0.0))
+    x = torch.randn(4, 5)
+    state = torch.get_rng_state()
+    mc = dropconnect_probabilities(net, x, "MC masks", samples=3)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.allclose(mc, dropconnect_probabilities(net, x, "mean network"))
+    assert net.training  # modes restored
+
+
+def test_dropconnect_probabilities_rejects_bad_arguments():
+    net = build_variant("mlp-dropconnect")
+    x = torch.zeros(2, 64)
+    with pytest.raises(ValueError, match="rule"):
+        dropconnect_probabilities(net, x, "median")
+    with pytest.raises(ValueError, match="DropConnectLinear"):
+        dropconnect_probabilities(build_variant("mlp"), x, "mean network")
+    with pytest.raises(TypeError, match="Sequential"):
+        dropconnect_probabilities(nn.Linear(64, 10), x, "mean network")
+
+
+def test_dropconnect_inference_scores_every_rule_for_every_seed():
+    models = {seed: train_variant("mlp-dropconnect", seed, epochs=3).model for seed in (0, 1)}
+    result = dropconnect_inference(models, samples={"moment matching": 10, "MC masks": 10})
+    assert set(result) == {(rule, seed) for rule in INFERENCE_RULES for seed in (0, 1)}
+    assert all(0 <= s.acc <= 1 and s.loss > 0 and 0.1 <= s.confidence <= 1 for s in result.values())
+
+
+def _inference(mean_losses, moment_losses, mc_losses, accs=(0.93, 0.93, 0.93), conf=(0.97, 0.92, 0.91)):
+    result = {}
+    for seed, losses in enumerate(zip(mean_losses, moment_losses, mc_losses, strict=True)):
+        for rule, loss, acc, c in zip(INFERENCE_RULES, losses, accs, conf, strict=True):
+            result[rule, seed] = Scores(loss, acc, c)
+    return result
+
+
+def test_dropconnect_inference_claims_fail_when_they_should():
+    good = _inference([0.33, 0.30, 0.36], [0.27, 0.25, 0.29], [0.27, 0.26, 0.28])
+    assert all(c.holds for c in dropconnect_inference_claims(good))
+    # moment matching no better than the mean network: its loss claim and the closeness claim fail
+    bad = _inference([0.33, 0.30, 0.36], [0.34, 0.29, 0.36], [0.27, 0.26, 0.28])
+    held = {c.statement: c.holds for c in dropconnect_inference_claims(bad)}
+    assert not held["moment matching lowers the mean network's test loss (paired mean < -2 SE)"]
+    assert not any(h for s, h in held.items() if s.startswith("moment matching is closer"))
+    # an accuracy shift of a point fails the accuracy claim
+    shifted = _inference([0.33, 0.30, 0.36], [0.27, 0.25, 0.29], [0.27, 0.26, 0.28], accs=(0.93, 0.94, 0.93))
+    assert not all(c.holds for c in dropconnect_inference_claims(shifted))
+    # averages more confident than the mean network fail the confidence claims
+    sure = _inference([0.33, 0.30, 0.36], [0.27, 0.25, 0.29], [0.27, 0.26, 0.28], conf=(0.9, 0.95, 0.95))
+    assert not all(c.holds for c in dropconnect_inference_claims(sure))
+
+
+# --- DropBlock's schedule, DropPath's rates, the SELU depth claims ---------------------------------------
+
+
+def test_ramped_dropblock_raises_p_linearly_and_only_on_training_steps():
+    layer = RampedDropBlock2d(0.2, 3, steps=10)
+    x = torch.ones(4, 2, 8, 8, requires_grad=True)
+    assert layer.current_p == pytest.approx(0.02)
+    with torch.no_grad():  # evaluation-like calls do not advance the schedule
+        layer(x)
+    layer.eval()
+    layer(x)
+    assert layer.steps_taken == 0
+    layer.train()
+    for step in range(1, 13):
+        torch.manual_seed(step)
+        expected_p = 0.2 * min(1.0, step / 10)
+        y = layer(x)
+        torch.manual_seed(step)
+        assert torch.equal(y, dropblock(x, expected_p, 3))
+    assert layer.steps_taken == 12
+
+
+def test_ramped_dropblock_variant_takes_one_step_per_epoch():
+    run = train_variant("cnn-dropblock-ramp", 0, epochs=7)
+    layers = [m for m in run.model.modules() if isinstance(m, RampedDropBlock2d)]
+    assert len(layers) == 2
+    assert all(layer.steps_taken == 7 for layer in layers)
+    assert [layer.block_size for layer in layers] == list(BLOCK_SIZES)
+
+
+def test_droppath_skip_rates_measure_the_schedule():
+    torch.manual_seed(0)
+    x = torch.randn(400, 64)
+    linear = droppath_skip_rates(residual_mlp(64, 16, 10, 4, 0.4), x, 10)
+    assert linear == pytest.approx([0.1, 0.2, 0.3, 0.4], abs=0.03)
+    uniform = droppath_skip_rates(residual_mlp(64, 16, 10, 4, 0.4, schedule="uniform"), x, 10)
+    assert uniform == pytest.approx([0.4] * 4, abs=0.03)
+    assert droppath_skip_rates(residual_mlp(64, 16, 10, 4), x, 2) == [0.0] * 4
+    assert not droppath_rate_claims(uniform, 0.4, 4000)[0].holds
+    assert droppath_rate_claims(linear, 0.4, 4000)[0].holds
+
+
+def test_droppath_skip_rates_restore_modes_and_the_generator():
+    net = residual_mlp(64, 16, 10, 2, 0.5).eval()
+    x = torch.randn(10, 64)
+    state = torch.get_rng_state()
+    droppath_skip_rates(net, x, 3)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert not net.training
+    with pytest.raises(ValueError, match="ResidualBlock"):
+        droppath_skip_rates(nn.Sequential(nn.Linear(64, 10)), torch.randn(3, 64))
+
+
+def test_depth_claims_fail_on_a_variance_shift_or_none():
+    assert all(c.holds for c in depth_claims(1.01, 0.99, 1.6, 0.99))
+    assert not all(c.holds for c in depth_claims(1.01, 0.7, 1.6, 0.99))  # alpha with a shift
+    assert not all(c.holds for c in depth_claims(1.01, 0.99, 1.6, 1.5))  # standard without one
