@@ -36,6 +36,7 @@ Notation: ``p`` is the probability of dropping a unit, ``q = 1 - p`` the probabi
 from __future__ import annotations
 
 import copy
+import math
 import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from dropoutlib._modes import restored_modes
@@ -57,6 +59,7 @@ from dropoutlib._validation import (
 from dropoutlib.course.claims import Claim, above, below
 from dropoutlib.course.data import Split, check_split, load_digits
 from dropoutlib.course.seeding import check_seed, seed_everything
+from dropoutlib.course.stats import binomial_standard_error, paired_gain
 from dropoutlib.course.train import History, evaluate, fit
 
 __all__ = [
@@ -70,11 +73,27 @@ __all__ = [
     "SHALLOW",
     "STACK_004_HIDDEN",
     "STACK_004_P",
+    "BETA",
+    "GRID_SEEDS",
+    "KINDS",
+    "P_TRAINS",
     "BatchNormRun",
+    "BatchedBNMLP",
+    "DeepComparison",
+    "Uout",
     "VarianceShift",
     "batchnorm_experiment",
     "batchnorm_layers",
     "batchnorm_mlp",
+    "comparison_summary",
+    "deep_comparison",
+    "fit_bn_members",
+    "learning_shift_claims",
+    "one_accuracy_se",
+    "shift_cost_claims",
+    "uout_claims",
+    "uout_shift_ratio",
+    "uout_train_variance",
     "deep_cost_claims",
     "feature_claims",
     "measure_variance_shift",
@@ -919,21 +938,42 @@ def deep_cost_claims(deep: BatchNormRun, last: BatchNormRun) -> list[Claim]:
     ]
 
 
-def recalibration_claims(fixed: VarianceShift, fixed_acc: float, deep: BatchNormRun) -> list[Claim]:
-    """After :func:`recalibrate_batchnorm`, the running variance matches the test-time input.
+def recalibration_claims(
+    before_test: VarianceShift, fixed_test: VarianceShift, updated: VarianceShift
+) -> list[Claim]:
+    """After :func:`recalibrate_batchnorm` the statistics fit the test-time input; after ``update_bn`` not.
 
-    ``fixed`` is :func:`measure_variance_shift` of a re-estimated copy of ``deep.model``, ``fixed_acc``
-    that copy's test accuracy. Every BN's running/eval ratio is within 0.02 of 1, and the accuracy is
-    exactly that of ``deep.recalibrated`` (the same computation).
+    ``before_test`` and ``fixed_test`` are :func:`measure_variance_shift` of the deep network and of
+    its re-estimated copy on the *test* inputs, which the re-estimation never saw; ``updated`` the
+    measurement (on the training inputs) of a copy re-estimated by
+    ``torch.optim.swa_utils.update_bn``, which leaves dropout on. On the test inputs, before
+    re-estimation every BN's running variance is more than 1.3 times the variance it receives; after,
+    within 25% of it (what is left is the difference between the training and the test digits), and
+    every running mean within 0.1 running standard deviations of the mean the layer receives (median
+    over features). After ``update_bn`` every BN's running variance is still more than 1.3 times the
+    variance it receives at test time.
     """
     return [
-        _within(
-            "the running variance now matches the test-time input", fixed.ratio("running"), 1.0, atol=0.02
+        above(
+            "on the test digits, training's statistics are shifted (smallest running/eval ratio)",
+            before_test.ratio("running").min(),
+            1.3,
         ),
-        Claim(
-            "the same accuracy as batchnorm_experiment's re-estimated copy",
-            fixed_acc == deep.recalibrated_acc,
-            f"{fixed_acc!r} == {deep.recalibrated_acc!r}",
+        _within(
+            "on the test digits, re-estimated variances match the test-time input within 25%",
+            fixed_test.ratio("running"),
+            1.0,
+            atol=0.25,
+        ),
+        below(
+            "on the test digits, the re-estimated means match too (largest drift, running std)",
+            fixed_test.mean_shift().max(),
+            0.1,
+        ),
+        above(
+            "update_bn, dropout on, stores shifted statistics again (smallest running/eval ratio)",
+            updated.ratio("running").min(),
+            1.3,
         ),
     ]
 
@@ -942,8 +982,9 @@ def stack_claims(stack: BatchNormRun, x_train: torch.Tensor) -> list[Claim]:
     r"""The 004 notebook's Dense-BN-ReLU-Dropout stack: a small shift, predicted by the mixing formula.
 
     ``stack`` is the ``"bn-dropout"`` run with :data:`STACK_004_HIDDEN` and :data:`STACK_004_P`, and
-    ``x_train`` its training inputs. The first BN has no shift (ratio within :math:`10^{-6}` of 1); the
-    later ones a small one (every ratio between 1.02 and 1.5); :func:`mixed_train_variance` on the first
+    ``x_train`` its training inputs. The first BN's running variance fits its test-time input (within 5%,
+    the lag of the moving average: no shift); the later ones see a small shift (every ratio between
+    1.02 and 1.5); :func:`mixed_train_variance` on the first
     block's ReLU outputs predicts BN 2's training-mode variance (median relative error below 5%); units
     treated as uncorrelated (:func:`uncorrelated_ratio`) would give a ratio more than 0.3 larger; and
     re-estimating the statistics changes the test accuracy by at most one point.
@@ -956,7 +997,11 @@ def stack_claims(stack: BatchNormRun, x_train: torch.Tensor) -> list[Claim]:
     later = ratios[1:]
     gap = abs(stack.recalibrated_acc - stack.test_acc)
     return [
-        below("the first BN sees no dropout: no shift (|ratio - 1|)", abs(ratios[0] - 1), 1e-6),
+        below(
+            "the first BN sees no dropout: its running variance fits (|running/eval - 1|)",
+            abs(stack.shift.ratio("running")[0] - 1),
+            0.05,
+        ),
         Claim(
             "the later BN layers see a small shift (ratios between 1.02 and 1.5)",
             bool((later > 1.02).all() and (later < 1.5).all()),
@@ -977,4 +1022,593 @@ def stack_claims(stack: BatchNormRun, x_train: torch.Tensor) -> list[Claim]:
             gap <= 0.01,
             f"|{stack.recalibrated_acc:.4f} - {stack.test_acc:.4f}| = {gap:.4f} <= 0.01",
         ),
+    ]
+
+
+# --- Li et al.'s variance-stable dropout ------------------------------------------------------------------
+
+
+def uout_train_variance(mean: Any, var: Any, beta: float) -> Any:
+    r"""The variance of :math:`y = (1 + r)\,x` for :math:`r \sim \mathrm{Uniform}(-\beta, \beta)`.
+
+    :math:`r` is independent of :math:`x`, which has mean ``mean`` and variance ``var``.
+
+    :math:`\mathrm E[1 + r] = 1` keeps the mean, and :math:`\mathrm E[(1 + r)^2] = 1 + \beta^2/3`, so
+
+    .. math::
+
+        \mathrm{Var}_\text{train}(y) = \Big(1 + \frac{\beta^2}{3}\Big)(\sigma^2 + \mu^2) - \mu^2
+        = \sigma^2 + \frac{\beta^2}{3}(\sigma^2 + \mu^2),
+
+    the counterpart of :func:`train_mode_variance` with :math:`\beta^2/3` in place of
+    :math:`\operatorname{Var}(m/q) = p/q`. In evaluation mode :class:`Uout` passes :math:`x` unchanged.
+
+    Example:
+        >>> round(uout_train_variance(0.0, 1.0, 0.3), 6)  # 1 + 0.09 / 3
+        1.03
+    """
+    mean = _as_array(mean, "mean")
+    var = _check_variance(var)
+    beta = _check_beta(beta)
+    return var + beta * beta / 3.0 * (var + mean * mean)
+
+
+def uout_shift_ratio(mean: Any, var: Any, beta: float) -> Any:
+    r"""Training-mode over evaluation-mode variance after :class:`Uout`.
+
+    It is :math:`1 + (\beta^2/3)(1 + \mu^2/\sigma^2)`.
+
+    Against dropout's :math:`(1 + p\,\mu^2/\sigma^2)/q = 1 + (p/q)(1 + \mu^2/\sigma^2)`: the same
+    form with the noise's variance :math:`\beta^2/3` for :math:`p/q`; at :math:`\beta = 0.1` it is
+    0.0033, against 0.67 for dropout at :math:`p = 0.4`.
+
+    Example:
+        >>> round(uout_shift_ratio(1.0, 1.0, 0.3), 6)
+        1.06
+    """
+    var = _check_variance(var)
+    zero = (var == 0).any() if isinstance(var, torch.Tensor | np.ndarray) else var == 0
+    if zero:
+        raise ValueError("var must be positive: the ratio is undefined for a constant feature")
+    return uout_train_variance(mean, var, beta) / var
+
+
+def _check_beta(beta: Any) -> float:
+    if isinstance(beta, bool) or not isinstance(beta, numbers.Real) or not 0.0 <= float(beta) <= 1.0:
+        raise ValueError(f"beta must be a real number in [0, 1], got beta={beta!r}")
+    return float(beta)
+
+
+class Uout(nn.Module):
+    r"""Li et al.'s "Uout": every unit times :math:`1 + r`, :math:`r \sim \mathrm{Uniform}(-\beta, \beta)`.
+
+    In training mode :math:`y = (1 + r)\,x` with an independent :math:`r` per element (drawn from
+    torch's global generator); in evaluation mode :math:`y = x`. The mean is kept, and the variance
+    grows only by :math:`\beta^2/3` of the second moment (:func:`uout_train_variance`), so a BN
+    layer after it sees nearly the same variance in both modes. A course helper for chapter 9, not
+    part of the library.
+
+    Example:
+        >>> layer = Uout(0.1).eval()
+        >>> layer(torch.ones(3)).tolist()
+        [1.0, 1.0, 1.0]
+        >>> Uout(0.1)
+        Uout(beta=0.1)
+    """
+
+    def __init__(self, beta: float = 0.1) -> None:
+        super().__init__()
+        self.beta = _check_beta(beta)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.beta == 0:
+            return x
+        return x * (1.0 + self.beta * (2.0 * torch.rand_like(x) - 1.0))
+
+    def extra_repr(self) -> str:
+        return f"beta={self.beta:g}"
+
+
+# --- many deep networks at once -------------------------------------------------------------------------
+
+#: What a member of :class:`BatchedBNMLP` puts where: dropout before every BN (``"dropout-bn"``), one
+#: dropout after the last block (``"last"``), :class:`Uout` before every BN (``"uout-bn"``), or no
+#: noise at all (``"plain"``).
+KINDS: tuple[str, ...] = ("dropout-bn", "last", "uout-bn", "plain")
+#: The drop probability at which the eight-block ``"dropout-bn"`` network trains, and Uout's
+#: :math:`\beta` (the value Li et al. use).
+P_TRAINS = 0.2
+BETA = 0.1
+#: The seeds of the chapter's multi-seed comparison.
+GRID_SEEDS: tuple[int, ...] = (0, 1, 2, 3, 4)
+_ORDER_STREAM, _NOISE_STREAM = 2**32, 2**33  # a member's minibatch order and noise: own generator streams
+
+
+class BatchedBNMLP(nn.Module):
+    r"""``len(seeds)`` MLPs of Linear-BN-ReLU blocks, each with its own noise, computed together.
+
+    Member :math:`m` is the network that :func:`batchnorm_mlp` builds for ``kinds[m]`` (see
+    :data:`KINDS`; ``"uout-bn"`` is ``"dropout-bn"`` with :class:`Uout` in place of dropout, and
+    ``"plain"`` has no noise), with weights of shape ``(M, in, out)`` and per-member BN parameters
+    and running statistics (shape ``(M, width)``). Its ``Linear`` layers are initialized like
+    PyTorch's (uniform on :math:`\pm 1/\sqrt{\text{fan-in}}`) from a generator seeded with
+    ``seeds[m]``, so that members with one seed start from the same weights whatever their kind.
+    BN works as ``nn.BatchNorm1d`` does: in training mode each member normalizes with its batch's
+    mean and biased variance and moves its running mean and unbiased variance by ``momentum``; in
+    evaluation mode it uses the running statistics. Every member's noise is drawn from its own
+    generator, so that a member's result does not depend on the others (the tests check this
+    against a separately trained ``nn.Sequential``).
+
+    ``p`` is the drop probability of the dropout members, one value or one per member; ``beta``
+    the :class:`Uout` members' :math:`\beta`.
+
+    Shapes: input ``(M, n, in_features)`` or ``(n, in_features)``; output ``(M, n, out_features)``.
+
+    Example:
+        >>> model = BatchedBNMLP(64, [8, 8], 10, seeds=[0, 0], kinds=["dropout-bn", "uout-bn"])
+        >>> model(torch.zeros(5, 64)).shape
+        torch.Size([2, 5, 10])
+        >>> [type(m).__name__ for m in model.member(1)]
+        ['Linear', 'Uout', 'BatchNorm1d', 'ReLU', 'Linear', 'Uout', 'BatchNorm1d', 'ReLU', 'Linear']
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden: Sequence[int],
+        out_features: int,
+        *,
+        seeds: Sequence[int],
+        kinds: Sequence[str],
+        p: float | Sequence[float] = P,
+        beta: float = BETA,
+        momentum: float = 0.1,
+        eps: float = 1e-5,
+    ) -> None:
+        super().__init__()
+        self.in_features = check_positive_int(in_features, "in_features")
+        self.out_features = check_positive_int(out_features, "out_features")
+        self.hidden = tuple(check_widths(hidden))
+        if isinstance(seeds, str) or not isinstance(seeds, Sequence) or not seeds:
+            raise TypeError(f"seeds must be a non-empty sequence of seeds, got seeds={seeds!r}")
+        self.seeds = tuple(check_seed(s, f"seeds[{i}]") for i, s in enumerate(seeds))
+        if isinstance(kinds, str) or not isinstance(kinds, Sequence) or len(kinds) != len(self.seeds):
+            raise ValueError(f"kinds must hold one kind per seed ({len(self.seeds)}), got kinds={kinds!r}")
+        self.kinds = tuple(check_choice(k, f"kinds[{i}]", KINDS) for i, k in enumerate(kinds))
+        if isinstance(p, Sequence) and not isinstance(p, str):
+            if len(p) != len(self.seeds):
+                raise ValueError(f"p must be one value or one per member ({len(self.seeds)}), got p={p!r}")
+            self.p = tuple(_check_keep(value) for value in p)
+        else:
+            self.p = (_check_keep(p),) * len(self.seeds)
+        self.beta = _check_beta(beta)
+        self.momentum, self.eps = float(momentum), float(eps)
+        dims = [self.in_features, *self.hidden, self.out_features]
+        weights: list[list[torch.Tensor]] = [[] for _ in dims[1:]]
+        biases: list[list[torch.Tensor]] = [[] for _ in dims[1:]]
+        for seed in self.seeds:
+            generator = torch.Generator().manual_seed(seed)
+            for layer, (fan_in, fan_out) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
+                bound = 1.0 / math.sqrt(fan_in)
+                weights[layer].append((torch.rand(fan_out, fan_in, generator=generator) * 2 - 1) * bound)
+                biases[layer].append((torch.rand(fan_out, generator=generator) * 2 - 1) * bound)
+        m = len(self.seeds)
+        self.weights = nn.ParameterList(
+            nn.Parameter(torch.stack(w).transpose(1, 2).contiguous()) for w in weights
+        )
+        self.biases = nn.ParameterList(nn.Parameter(torch.stack(b).unsqueeze(1)) for b in biases)
+        self.gammas = nn.ParameterList(nn.Parameter(torch.ones(m, w)) for w in self.hidden)
+        self.shifts = nn.ParameterList(nn.Parameter(torch.zeros(m, w)) for w in self.hidden)
+        for k, width in enumerate(self.hidden):
+            self.register_buffer(f"running_mean_{k}", torch.zeros(m, width))
+            self.register_buffer(f"running_var_{k}", torch.ones(m, width))
+
+    @property
+    def n_members(self) -> int:
+        """The number of networks ``M``."""
+        return len(self.seeds)
+
+    def _noise(
+        self, shape: torch.Size, where: str, generators: Sequence[torch.Generator | None]
+    ) -> torch.Tensor | None:
+        """The factor each member's units are multiplied by at ``where`` ("bn" or "last"), or None."""
+        wanted = ("dropout-bn", "uout-bn") if where == "bn" else ("last",)
+        if not self.training or not any(kind in wanted for kind in self.kinds):
+            return None
+        factor = torch.ones(shape)
+        for m, kind in enumerate(self.kinds):
+            if kind not in wanted:
+                continue
+            uniform = torch.rand(shape[1:], generator=generators[m])
+            if kind == "uout-bn":
+                factor[m] = 1.0 + self.beta * (2.0 * uniform - 1.0)
+            elif self.p[m] > 0:
+                factor[m] = (uniform >= self.p[m]).float() / (1.0 - self.p[m])
+        return factor
+
+    def forward(
+        self, x: torch.Tensor, generators: Sequence[torch.Generator | None] | None = None
+    ) -> torch.Tensor:
+        """Outputs of every member; ``generators`` (one per member) draw the noise in training mode."""
+        if x.ndim == 2:
+            x = x.expand(self.n_members, *x.shape)
+        generators = list(generators) if generators is not None else [None] * self.n_members
+        h = x
+        for k in range(len(self.hidden)):
+            h = torch.baddbmm(self.biases[k], h, self.weights[k])
+            noise = self._noise(h.shape, "bn", generators)
+            if noise is not None:
+                h = h * noise
+            # every member's features side by side, (n, M * width): one fused batch_norm call, which
+            # normalizes with the batch's biased variance and moves the running (unbiased) statistics
+            members, n, width = h.shape
+            flat = F.batch_norm(
+                h.transpose(0, 1).reshape(n, members * width),
+                getattr(self, f"running_mean_{k}").view(-1),
+                getattr(self, f"running_var_{k}").view(-1),
+                self.gammas[k].view(-1),
+                self.shifts[k].view(-1),
+                training=self.training,
+                momentum=self.momentum,
+                eps=self.eps,
+            )
+            h = torch.relu(flat.view(n, members, width).transpose(0, 1))
+        noise = self._noise(h.shape, "last", generators)
+        if noise is not None:
+            h = h * noise
+        return torch.baddbmm(self.biases[-1], h, self.weights[-1])
+
+    def member(self, m: int) -> nn.Sequential:
+        """Member ``m`` as an ordinary ``nn.Sequential`` (a copy, in evaluation mode)."""
+        if not isinstance(m, int) or not 0 <= m < self.n_members:
+            raise ValueError(f"m must be a member index below {self.n_members}, got m={m!r}")
+        kind = self.kinds[m]
+        order = "dropout-bn" if kind in ("uout-bn", "plain") else kind
+        p = 0.0 if kind == "plain" else (0.5 if kind == "uout-bn" else self.p[m])
+        model = batchnorm_mlp(self.in_features, self.hidden, self.out_features, p=p, order=order)
+        if kind == "uout-bn":
+            model = nn.Sequential(
+                *(Uout(self.beta) if isinstance(layer, nn.Dropout) else layer for layer in model)
+            )
+        linears = [layer for layer in model if isinstance(layer, nn.Linear)]
+        with torch.no_grad():
+            for k, linear in enumerate(linears):
+                linear.weight.copy_(self.weights[k][m].T)
+                linear.bias.copy_(self.biases[k][m, 0])
+            for k, bn in enumerate(batchnorm_layers(model)):
+                bn.weight.copy_(self.gammas[k][m])
+                bn.bias.copy_(self.shifts[k][m])
+                bn.running_mean.copy_(getattr(self, f"running_mean_{k}")[m])
+                bn.running_var.copy_(getattr(self, f"running_var_{k}")[m])
+                bn.eps, bn.momentum = self.eps, self.momentum
+        return model.eval()
+
+
+def fit_bn_members(
+    model: BatchedBNMLP,
+    splits: Sequence[Split],
+    *,
+    epochs: int = EPOCHS,
+    lr: float = LR,
+    batch_size: int = BATCH_SIZE,
+) -> np.ndarray:
+    r"""Train every member of ``model`` on its own split with Adam; return each member's final objective.
+
+    Each step minimizes the sum over members of each member's mean cross-entropy on its minibatch.
+    Member :math:`m`'s parameters appear only in its own loss and Adam works element by element, so
+    every member follows the trajectory it would follow alone (:func:`~course.fit` with the same
+    recipe, up to the generators). Member :math:`m`'s minibatch order and noise come from generators
+    seeded by ``seeds[m]``, reshuffled every epoch.
+
+    Args:
+        model: the :class:`BatchedBNMLP`.
+        splits: one :class:`~dropoutlib.course.data.Split` per member, all of the same sizes.
+        epochs, lr, batch_size: the recipe (the chapter's: :data:`EPOCHS`, :data:`LR`, :data:`BATCH_SIZE`).
+
+    Returns:
+        The size-weighted mean training objective of the last epoch, one per member; ``model`` is left
+        in evaluation mode.
+    """
+    if not isinstance(model, BatchedBNMLP):
+        raise TypeError(f"model must be a BatchedBNMLP, got {type(model).__name__}")
+    if isinstance(splits, Split) or len(splits) != model.n_members:
+        raise ValueError(f"splits must hold one Split per member ({model.n_members})")
+    epochs = check_positive_int(epochs, "epochs")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    x_train = torch.stack([split.x_train for split in splits])
+    y_train = torch.stack([split.y_train for split in splits])
+    n = x_train.shape[1]
+    order_generators = [torch.Generator().manual_seed(s + _ORDER_STREAM) for s in model.seeds]
+    noise_generators = [torch.Generator().manual_seed(s + _NOISE_STREAM) for s in model.seeds]
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
+    rows = torch.arange(model.n_members).unsqueeze(1)
+    total = torch.zeros(model.n_members)
+    for _ in range(epochs):
+        model.train()
+        order = torch.stack([torch.randperm(n, generator=g) for g in order_generators])
+        x_shuffled, y_shuffled = x_train[rows, order], y_train[rows, order]
+        total = torch.zeros(model.n_members)
+        for start in range(0, n, batch_size):
+            xb, yb = x_shuffled[:, start : start + batch_size], y_shuffled[:, start : start + batch_size]
+            logits = model(xb, noise_generators)
+            losses = (
+                nn.functional.cross_entropy(
+                    logits.reshape(-1, logits.shape[-1]), yb.reshape(-1), reduction="none"
+                )
+                .view(yb.shape)
+                .mean(dim=1)
+            )
+            optimizer.zero_grad(set_to_none=True)
+            losses.sum().backward()
+            optimizer.step()
+            total += losses.detach() * yb.shape[1]
+    model.eval()
+    return (total / n).double().numpy()
+
+
+@dataclass(frozen=True, eq=False)
+class DeepComparison:
+    """The eight-block network in every kind of :data:`KINDS`, over several seeds, trained together.
+
+    Arrays have one row per kind (in :data:`KINDS` order) and one column per seed; ``ratios`` has a
+    third axis, the BN layers.
+
+    Attributes:
+        seeds, p, beta, hidden: the seeds, the drop probability, Uout's :math:`\\beta`, the widths.
+        objective: each network's training objective in its last epoch (noise on).
+        test_acc, test_loss: test accuracy and cross-entropy with the running statistics from training.
+        recalibrated_acc, recalibrated_loss: the same after :func:`recalibrate_batchnorm` on the
+            training set.
+        ratios: :meth:`VarianceShift.ratio` of every BN layer on the training set (one draw of noise).
+        first_measured: BN layer 1's median train/eval variance ratio, measured on the training set
+            repeated ``repeats`` times (several draws of noise per example).
+        first_formula: the median over BN 1's features of the formula's ratio
+            (:func:`variance_shift_ratio` or :func:`uout_shift_ratio` with each feature's own mean and
+            variance; 1 where no noise comes before BN 1).
+        n_test: the number of test images (for a binomial standard error).
+    """
+
+    seeds: tuple[int, ...]
+    p: float
+    beta: float
+    hidden: tuple[int, ...]
+    objective: np.ndarray
+    test_acc: np.ndarray
+    test_loss: np.ndarray
+    recalibrated_acc: np.ndarray
+    recalibrated_loss: np.ndarray
+    ratios: np.ndarray
+    first_measured: np.ndarray
+    first_formula: np.ndarray
+    n_test: int
+
+    def row(self, kind: str) -> int:
+        """The row of ``kind`` in the arrays."""
+        return KINDS.index(check_choice(kind, "kind", KINDS))
+
+
+def deep_comparison(
+    seeds: Sequence[int] = GRID_SEEDS,
+    *,
+    p: float = P_TRAINS,
+    beta: float = BETA,
+    hidden: Sequence[int] = HIDDEN,
+    epochs: int = EPOCHS,
+    lr: float = LR,
+    batch_size: int = BATCH_SIZE,
+    repeats: int = 10,
+) -> DeepComparison:
+    """Train the deep network in every kind of :data:`KINDS` for every seed, and measure each one.
+
+    Seed ``s`` fixes the digits' split (``load_digits(seed=s)``), the initial weights (the same for
+    every kind: the pairs are paired), the minibatch order and the noise. All ``len(KINDS) *
+    len(seeds)`` networks are one :class:`BatchedBNMLP` trained by :func:`fit_bn_members` with the
+    chapter's recipe. Each is then evaluated on its test set, re-estimated on its training set
+    (:func:`recalibrate_batchnorm`) and evaluated again, and its shift is measured
+    (:func:`measure_variance_shift`, with noise seeded by ``s``).
+    """
+    seeds = [check_seed(s, f"seeds[{i}]") for i, s in enumerate(seeds)]
+    repeats = check_positive_int(repeats, "repeats")
+    widths = tuple(check_widths(hidden))
+    splits = {s: load_digits(seed=s) for s in seeds}
+    kinds = [kind for kind in KINDS for _ in seeds]
+    member_seeds = [s for _ in KINDS for s in seeds]
+    first = splits[seeds[0]]
+    n_classes = int(torch.cat([first.y_train, first.y_test]).max().item()) + 1
+    model = BatchedBNMLP(first.n_features, widths, n_classes, seeds=member_seeds, kinds=kinds, p=p, beta=beta)
+    objective = fit_bn_members(
+        model, [splits[s] for s in member_seeds], epochs=epochs, lr=lr, batch_size=batch_size
+    )
+    rows: dict[str, list[Any]] = {
+        k: [] for k in ("test_acc", "test_loss", "recal_acc", "recal_loss", "ratios", "measured", "formula")
+    }
+    for m, (kind, seed) in enumerate(zip(kinds, member_seeds, strict=True)):
+        split, net = splits[seed], model.member(m)
+        test_loss, test_acc = evaluate(net, split.x_test, split.y_test)
+        recalibrated = recalibrate_batchnorm(copy.deepcopy(net), split.x_train)
+        recal_loss, recal_acc = evaluate(recalibrated, split.x_test, split.y_test)
+        rows["test_acc"].append(test_acc)
+        rows["test_loss"].append(test_loss)
+        rows["recal_acc"].append(recal_acc)
+        rows["recal_loss"].append(recal_loss)
+        rows["ratios"].append(measure_variance_shift(net, split.x_train, seed=seed).ratio())
+        head = net[:3]  # the first Linear, the noise (if any) and BN 1
+        shift = measure_variance_shift(head, split.x_train.repeat(repeats, 1), seed=seed)
+        rows["measured"].append(shift.ratio()[0])
+        mean, var = shift.eval_mean[0], shift.eval_var[0]
+        if kind == "dropout-bn":
+            formula = variance_shift_ratio(mean, var, model.p[m])
+        elif kind == "uout-bn":
+            formula = uout_shift_ratio(mean, var, beta)
+        else:
+            formula = torch.ones_like(var)
+        rows["formula"].append(float(formula.median()))
+
+    def grid(values: list[Any]) -> np.ndarray:
+        array = np.array(values, dtype=float)
+        return array.reshape(len(KINDS), len(seeds), *array.shape[1:])
+
+    return DeepComparison(
+        tuple(seeds),
+        float(p),
+        float(beta),
+        widths,
+        grid(list(objective)),
+        grid(rows["test_acc"]),
+        grid(rows["test_loss"]),
+        grid(rows["recal_acc"]),
+        grid(rows["recal_loss"]),
+        grid(rows["ratios"]),
+        grid(rows["measured"]),
+        grid(rows["formula"]),
+        first.n_test,
+    )
+
+
+# --- the deep network where it learns: claims -------------------------------------------------------------
+
+
+def comparison_summary(comp: DeepComparison) -> dict[str, tuple[float, float]]:
+    """The paired differences the chapter quotes, each as (mean, standard error) over the seeds.
+
+    Keys: ``"cost"`` (re-estimated minus training statistics, ``"dropout-bn"``); ``"lag"`` (the same
+    for ``"last"``, which has no shift: what re-estimating gains from the moving averages' lag alone);
+    ``"cost - lag"``; and for each kind ``k`` the accuracy difference ``"k - plain"`` and
+    ``"uout-bn - k"`` (``"uout-bn - recalibrated"`` against the re-estimated ``"dropout-bn"``
+    networks), plus ``"objective uout-bn - plain"``, ``"objective dropout-bn - plain"`` and
+    ``"loss uout-bn - plain"``. Accuracies are fractions.
+    """
+
+    def diff(base: np.ndarray, other: np.ndarray) -> tuple[float, float]:
+        mean, _, se = paired_gain(list(base), list(other))
+        return mean, se
+
+    acc = {kind: comp.test_acc[comp.row(kind)] for kind in KINDS}
+    recal = comp.recalibrated_acc[comp.row("dropout-bn")]
+    gain = {kind: comp.recalibrated_acc[comp.row(kind)] - acc[kind] for kind in KINDS}
+    objective = {kind: comp.objective[comp.row(kind)] for kind in KINDS}
+    out = {
+        "cost": diff(acc["dropout-bn"], recal),
+        "lag": diff(acc["last"], comp.recalibrated_acc[comp.row("last")]),
+        "cost - lag": diff(gain["last"], gain["dropout-bn"]),
+        "uout-bn - recalibrated": diff(recal, acc["uout-bn"]),
+        "objective uout-bn - plain": diff(objective["plain"], objective["uout-bn"]),
+        "objective dropout-bn - plain": diff(objective["plain"], objective["dropout-bn"]),
+        "loss uout-bn - plain": diff(comp.test_loss[comp.row("plain")], comp.test_loss[comp.row("uout-bn")]),
+    }
+    for kind in KINDS[:-1]:
+        out[f"{kind} - plain"] = diff(acc["plain"], acc[kind])
+    for kind in ("dropout-bn", "last"):
+        out[f"uout-bn - {kind}"] = diff(acc[kind], acc["uout-bn"])
+    return out
+
+
+def one_accuracy_se(comp: DeepComparison) -> float:
+    """The binomial standard error of one network's test accuracy, at the comparison's mean accuracy."""
+    return binomial_standard_error(1.0 - float(comp.test_acc.mean()), comp.n_test)
+
+
+def learning_shift_claims(comp: DeepComparison) -> list[Claim]:
+    r"""The eight blocks at :data:`P_TRAINS` learn, the shift is there, and both formulas predict BN 1.
+
+    On every seed: the ``"dropout-bn"`` networks' final training objective is below 0.5 and their test
+    accuracy above 94%; their largest BN-layer ratio is above 1.3. Averaged over the seeds, BN 1's
+    measured shift (ratio - 1) is within 10% of the formula's, for dropout
+    (:func:`variance_shift_ratio`) and for Uout (:func:`uout_shift_ratio`); and on every seed Uout's
+    shift is less than a twentieth of dropout's.
+    """
+    d, u = comp.row("dropout-bn"), comp.row("uout-bn")
+
+    def formula_error(row: int) -> float:
+        measured = comp.first_measured[row].mean() - 1
+        predicted = comp.first_formula[row].mean() - 1
+        return float(abs(measured / predicted - 1))
+
+    fraction = (comp.first_measured[u] - 1) / (comp.first_measured[d] - 1)
+    n = len(comp.seeds)
+    return [
+        below(
+            f"at p = {comp.p:g} the deep network fits its training set (largest objective, {n} seeds)",
+            comp.objective[d].max(),
+            0.5,
+        ),
+        above(
+            f"at p = {comp.p:g} the deep network learns (lowest test accuracy, {n} seeds)",
+            comp.test_acc[d].min(),
+            0.94,
+        ),
+        above(
+            "the variance shift is still there (smallest over seeds of the largest BN ratio)",
+            comp.ratios[d].max(axis=1).min(),
+            1.3,
+        ),
+        below(
+            "dropout: BN 1's measured shift follows the formula (relative error of ratio - 1)",
+            formula_error(d),
+            0.1,
+        ),
+        below(
+            "Uout: BN 1's measured shift follows beta^2/3 (relative error of ratio - 1)",
+            formula_error(u),
+            0.1,
+        ),
+        below("Uout's shift is under a twentieth of dropout's (largest over seeds)", fraction.max(), 0.05),
+    ]
+
+
+def shift_cost_claims(comp: DeepComparison) -> list[Claim]:
+    """Where the deep network learns, the shift costs less than the test set can resolve.
+
+    Re-estimating the statistics of the ``"dropout-bn"`` networks gains, on average over the seeds,
+    less than the binomial standard error of one accuracy; and no more than it gains for the
+    ``"last"`` networks, which have no shift (the paired difference within two standard errors of 0).
+    """
+    summary = comparison_summary(comp)
+    se_one = one_accuracy_se(comp)
+    cost, _ = summary["cost"]
+    excess, excess_se = summary["cost - lag"]
+    return [
+        below("re-estimating gains less than one accuracy's binomial SE (mean gain)", cost, se_one),
+        below(
+            "the gain is no larger than the lag alone gives ('last'): |difference| vs 2 SE",
+            abs(excess),
+            2 * excess_se,
+        ),
+    ]
+
+
+def uout_claims(comp: DeepComparison) -> list[Claim]:
+    """Uout is the weaker regularizer: inside the noise of no noise at all, behind dropout.
+
+    Averaged over the seeds (paired differences): Uout raises the training objective above the plain
+    network's by less than a quarter of what dropout at :data:`P_TRAINS` adds (in absolute value); its
+    test accuracy and its test loss are within two standard errors of the plain network's; dropout
+    before BN beats the plain network's accuracy by more than two standard errors; and Uout trails
+    dropout before BN, with or without re-estimated statistics.
+    """
+    summary = comparison_summary(comp)
+    uout_objective, _ = summary["objective uout-bn - plain"]
+    dropout_objective, _ = summary["objective dropout-bn - plain"]
+    accuracy, accuracy_se = summary["uout-bn - plain"]
+    loss, loss_se = summary["loss uout-bn - plain"]
+    dropout_gain, dropout_se = summary["dropout-bn - plain"]
+    behind = max(summary["uout-bn - dropout-bn"][0], summary["uout-bn - recalibrated"][0])
+    return [
+        below(
+            "Uout barely perturbs training: |objective gap to plain| / dropout's gap",
+            abs(uout_objective) / dropout_objective,
+            0.25,
+        ),
+        below(
+            "Uout's test accuracy is inside the noise of plain's (|diff| vs 2 SE)",
+            abs(accuracy),
+            2 * accuracy_se,
+        ),
+        below("Uout's test loss is inside the noise of plain's (|diff| vs 2 SE)", abs(loss), 2 * loss_se),
+        above(
+            "dropout before BN beats no noise by more than 2 SE (accuracy gain)",
+            dropout_gain,
+            2 * dropout_se,
+        ),
+        below("Uout trails dropout, re-estimated or not (the larger of the two differences)", behind, 0.0),
     ]
