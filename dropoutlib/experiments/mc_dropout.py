@@ -1460,8 +1460,8 @@ def mean_se(values: Any) -> tuple[float, float]:
     """Mean and standard error (``std(ddof=1) / sqrt(k)``) of ``k`` values, one per seed.
 
     Example:
-        >>> mean_se([1.0, 2.0, 3.0])
-        (2.0, 0.5773502691896257)
+        >>> [round(v, 4) for v in mean_se([1.0, 2.0, 3.0])]
+        [2.0, 0.5774]
     """
     values = np.asarray(values, dtype=np.float64)
     return float(values.mean()), float(values.std(ddof=1) / np.sqrt(values.size)) if values.size > 1 else 0.0

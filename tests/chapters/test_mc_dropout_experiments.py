@@ -45,7 +45,7 @@ from dropoutlib.experiments.mc_dropout import (
     train_mc_model,
     transform_sweep,
 )
-from dropoutlib.uncertainty import MCPrediction
+from dropoutlib.uncertainty import MCPrediction, entropy, mc_predict
 
 
 @pytest.fixture(scope="module")
@@ -209,7 +209,10 @@ def test_ood_uncertainty(small_model, pixels):
     assert reference.auroc_entropy == 0.5 and reference.auroc_mi == 0.5
     for name, r in results.items():
         assert predictions[name].samples.shape == (5, 540, 10)
-        assert r.predictive_entropy == pytest.approx(r.expected_entropy + r.mutual_information, abs=1e-5)
+        # the set's means, recomputed in float64 from its passes (not the identity H = E[H] + MI)
+        passes = predictions[name].samples
+        assert r.mutual_information == pytest.approx(float(disagreement(passes).mean()), abs=1e-5)
+        assert r.expected_entropy == pytest.approx(float(entropy(passes.double()).mean()), abs=1e-5)
         assert 0.0 <= r.auroc_entropy <= 1.0 and 0.1 <= r.confidence <= 1.0
     again, _ = ood_uncertainty(small_model, sets, samples=5, seed=0)
     assert again == results
@@ -241,8 +244,11 @@ def test_passes_experiment(small_model):
     data = load_digits(seed=0)
     curve = passes_experiment(small_model, data.x_test, data.y_test, [1, 3, 6], repeats=2, seed=4)
     assert curve.error.shape == (2, 3) and curve.passes.tolist() == [1, 3, 6]
-    assert (curve.mutual_information[:, 0] == 0).all()
-    assert (curve.predictive_entropy >= curve.mutual_information).all()
+    for r in range(2):  # repeat r is mc_predict with seed 4 + r; T = 6 uses all its passes, T = 1 the first
+        full = mc_predict(small_model, data.x_test, samples=6, seed=4 + r)
+        assert curve.error[r, 2] == float((full.predicted != data.y_test).double().mean())
+        assert curve.predictive_entropy[r, 2] == pytest.approx(float(full.predictive_entropy.mean()))
+        assert curve.predictive_entropy[r, 0] == pytest.approx(float(entropy(full.samples[0]).mean()))
     with pytest.raises(ValueError):
         passes_experiment(small_model, data.x_test, data.y_test, [0, 2])
 
