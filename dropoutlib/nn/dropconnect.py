@@ -69,7 +69,7 @@ def dropconnect_linear(
     bias is never dropped. Backward: ``dL/dW = (dL/dy^T x) * M / q``, so a dropped weight gets no gradient
     at that step; ``dL/dx = dL/dy (M * W / q)``.
 
-    Two documented simplifications of the paper:
+    Three documented simplifications of the paper:
 
     * **One mask per call, shared by the batch.** Wan et al. draw an independent mask for every example.
       That needs one ``(out, in)`` weight matrix per example, i.e. ``N`` times the memory and a batched
@@ -80,6 +80,8 @@ def dropconnect_linear(
       pre-activation by a Gaussian (moment matching) and averages the activation over samples from it.
       Here evaluation uses the mean weights ``W``, the same deterministic rule as inverted dropout; it is
       exact for the linear layer's output, not for what a nonlinearity makes of it.
+    * **The bias is kept.** The paper masks the biases with the weights; here only ``W`` is dropped, so
+      the bias adds to the output's mean and nothing to its variance.
 
     Args:
         input: floating-point tensor ``(*, in_features)``.

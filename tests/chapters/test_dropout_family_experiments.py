@@ -31,6 +31,7 @@ from dropoutlib.experiments.dropout_family import (
     dropconnect_probabilities,
     droppath_rate_claims,
     droppath_skip_rates,
+    droppath_unresolved_claims,
     mask_structure,
     measure_moments,
     noise_structure,
@@ -475,3 +476,16 @@ def test_depth_claims_fail_on_a_variance_shift_or_none():
     assert all(c.holds for c in depth_claims(1.01, 0.99, 1.6, 0.99))
     assert not all(c.holds for c in depth_claims(1.01, 0.7, 1.6, 0.99))  # alpha with a shift
     assert not all(c.holds for c in depth_claims(1.01, 0.99, 1.6, 1.5))  # standard without one
+
+
+def test_droppath_unresolved_claims_fail_on_a_consistent_effect():
+    def run(name, seed, loss):
+        return TrainedRun(name, seed, 1.0, 0.9, 0.01, loss, nn.Identity())
+
+    noisy = {("residual", 0): 1.0, ("residual-droppath", 0): 0.6, ("residual", 1): 0.8}
+    noisy |= {("residual-droppath", 1): 1.0, ("residual", 2): 1.1, ("residual-droppath", 2): 1.0}
+    assert droppath_unresolved_claims({key: run(*key, v) for key, v in noisy.items()})[0].holds
+    steady = {("residual", s): 1.0 for s in range(3)} | {
+        ("residual-droppath", s): 0.8 + s / 100 for s in range(3)
+    }
+    assert not droppath_unresolved_claims({key: run(*key, v) for key, v in steady.items()})[0].holds
