@@ -1565,10 +1565,18 @@ def baselines_claims(result: BaselinesResult) -> list[Claim]:
 
     MC dropout raises the ECE of the plain network (evaluation mode), does not lower its NLL (it is
     not lower by :data:`Z` standard errors) and leaves its error inside the noise; temperature
-    scaling changes neither the ECE nor the NLL beyond the noise; the deep ensemble has a lower NLL
-    than each of the other three, and a lower ECE and error than the plain network.
+    scaling changes neither the ECE nor the NLL beyond the noise; the deep ensemble has the lowest
+    mean of the four on every score, a lower NLL than each of the other three, and a lower ECE and
+    error than the plain network.
     """
+    means = {metric: {m: float(np.mean(getattr(result, metric)[m])) for m in METHODS} for metric in _METRICS}
+    lowest = {metric: min(values, key=values.get) for metric, values in means.items()}
     return [
+        _in_every(
+            "the ensemble has the lowest mean ECE, NLL and error of the four",
+            {f"{_METRICS[metric]} (lowest: {name})": name == "ensemble" for metric, name in lowest.items()},
+            "scores",
+        ),
         _paired_claim("MC dropout raises the plain network's ECE", result, "ece", "plain", "MC dropout", +1),
         _not_lower("MC dropout does not lower its test NLL", result, "nll", "plain", "MC dropout"),
         _paired_claim("MC dropout's error is the plain network's, inside the noise", result, "error", "plain",
