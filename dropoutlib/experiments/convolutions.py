@@ -20,6 +20,11 @@ Measurements on feature maps ``a`` of shape ``(N, C, H, W)``:
   adds to ``conv2``'s pre-activations, relative to their variance without dropout.
 
 The training comparison is :func:`train_cnn` (one run) and :func:`compare_dropout` (kinds x seeds).
+The chapter trains its networks with :func:`sweep_dropout`: per seed, the network without dropout and
+each kind at each ``p`` of its grid (:data:`P_GRIDS`), with a validation split that training never
+sees (:func:`digits_with_validation`, :func:`train_tracked`, equal to :func:`train_cnn` to the bit).
+:func:`fair_comparison` chooses each kind's ``p`` on validation and adds the early-stopped baseline;
+:func:`injected_noise` and :func:`matched_noise` compare the kinds at equal noise in ``conv2``.
 A trained network and its final numbers are a :class:`TrainedRun`, made by :func:`train_run`, which
 chapter 13 (:mod:`dropoutlib.experiments.dropout_family`) uses for its own networks too.
 
@@ -65,15 +70,27 @@ __all__ = [
     "DROPOUT_KINDS",
     "EPOCHS",
     "LR",
+    "N_SE",
     "N_TRAIN",
+    "N_VALIDATION",
     "P",
+    "P_GRIDS",
+    "SWEEP_SEEDS",
     "MapStats",
+    "TrackedRun",
     "TrainedRun",
+    "by_kind",
     "compare_dropout",
+    "digits_with_validation",
+    "fair_claims",
+    "fair_comparison",
+    "fair_direction_claims",
     "feature_maps",
     "between",
     "fraction_tolerance",
+    "injected_noise",
     "map_statistics",
+    "matched_noise",
     "neighbour_claims",
     "neighbour_correlation",
     "neighbour_r2",
@@ -81,12 +98,16 @@ __all__ = [
     "noise_at_test_time_claims",
     "noise_formula_claims",
     "on_every_seed",
+    "paired_rows",
     "resolution_claims",
+    "runs_at",
     "small_cnn",
     "spatial_dropout_claims",
     "summarize_runs",
+    "sweep_dropout",
     "train_cnn",
     "train_run",
+    "train_tracked",
     "training_claims",
 ]
 
@@ -806,42 +827,42 @@ def resolution_claims(native: MapStats, fine: MapStats) -> list[Claim]:
     ]
 
 
-def training_claims(runs: Mapping[tuple[str, int], TrainedRun]) -> list[Claim]:
-    """Section "Training with each kind of dropout", for every seed in ``runs`` and on their means.
+def training_claims(runs: Mapping[tuple[str, int], TrainedRun], n_test: int | None = None) -> list[Claim]:
+    """Section "Training with each kind of dropout": the three kinds at the same ``p``, over the seeds.
 
-    On every seed: element-wise dropout lowers the test loss, spatial dropout's is above element-wise
-    dropout's, and every network fits its training set (accuracy above :data:`FITS`). On the means
-    over the seeds: spatial dropout does not lower the test loss, and the test accuracies lie within
-    :data:`ACCURACY_SPREAD` of each other.
+    By test loss, paired by seed (:func:`~dropoutlib.course.stats.paired_gain`): element-wise
+    dropout lowers it by more than :data:`N_SE` standard errors, spatial dropout's is above
+    element-wise dropout's by more than :data:`N_SE` standard errors, and spatial dropout does not
+    lower it on average. Every network fits its training set (accuracy above :data:`FITS`), and the
+    mean test accuracies lie within :data:`ACCURACY_SPREAD` of each other. With ``n_test`` (the
+    number of test images), also: every paired difference of test accuracy is smaller than the
+    binomial standard error of a single accuracy (that of the network without dropout).
 
     Example:
-        >>> def run(kind, loss, acc):
-        ...     return TrainedRun(kind, 0, 1.0, acc, 0.0, loss, nn.Identity())
-        >>> runs = {("none", 0): run("none", 0.15, 0.96), ("element", 0): run("element", 0.12, 0.965),
-        ...         ("spatial", 0): run("spatial", 0.16, 0.962)}
-        >>> [c.holds for c in training_claims(runs)]
-        [True, True, True, True, True]
+        >>> def run(kind, seed, loss, acc):
+        ...     return TrainedRun(kind, seed, 1.0, acc, 0.0, loss, nn.Identity())
+        >>> runs = {}
+        >>> for seed, shift in enumerate([0.0, 0.01, -0.01]):
+        ...     for kind, loss in (("none", 0.15), ("element", 0.12), ("spatial", 0.16)):
+        ...         runs[kind, seed] = run(kind, seed, loss + shift + 0.001 * seed**2, 0.96)
+        >>> [c.holds for c in training_claims(runs, n_test=540)]
+        [True, True, True, True, True, True]
     """
-    seeds = sorted({seed for _, seed in runs})
-    loss = summarize_runs(dict(runs), "test_loss")
-    acc = summarize_runs(dict(runs), "test_acc")
-    means = [acc[kind][0] for kind in DROPOUT_KINDS]
-    return [
-        on_every_seed(
-            "element-wise dropout lowers the test loss on every seed",
-            {s: (runs["element", s].test_loss, runs["none", s].test_loss) for s in seeds},
-            "<",
+    from dropoutlib.course.stats import binomial_standard_error
+
+    loss, acc = by_kind(runs, "test_loss"), by_kind(runs, "test_acc")
+    means = [acc[kind].mean() for kind in DROPOUT_KINDS]
+    spatial_gain, _ = _paired(loss["none"], loss["spatial"])
+    claims = [
+        _clear("element-wise dropout lowers the test loss", loss["none"], loss["element"], -1, N_SE),
+        _clear(
+            "spatial dropout's test loss is above element-wise dropout's",
+            loss["element"],
+            loss["spatial"],
+            1,
+            N_SE,
         ),
-        on_every_seed(
-            "spatial dropout's test loss is above element-wise dropout's on every seed",
-            {s: (runs["spatial", s].test_loss, runs["element", s].test_loss) for s in seeds},
-            ">",
-        ),
-        above(
-            "spatial dropout does not lower the mean test loss",
-            loss["spatial"][0],
-            loss["none"][0],
-        ),
+        above("spatial dropout does not lower the test loss (mean paired difference)", spatial_gain, 0.0),
         above(
             "every network fits its training set (lowest train accuracy)",
             min(r.train_acc for r in runs.values()),
@@ -849,6 +870,19 @@ def training_claims(runs: Mapping[tuple[str, int], TrainedRun]) -> list[Claim]:
         ),
         below("the mean test accuracies lie within a point", max(means) - min(means), ACCURACY_SPREAD),
     ]
+    if n_test is not None:
+        largest = max(
+            abs(_paired(acc[a], acc[b])[0])
+            for a, b in (("none", "element"), ("none", "spatial"), ("element", "spatial"))
+        )
+        claims.append(
+            below(
+                "every paired accuracy difference is below one binomial SE of an accuracy",
+                largest,
+                binomial_standard_error(1 - float(acc["none"].mean()), n_test),
+            )
+        )
+    return claims
 
 
 def noise_at_test_time_claims(accuracy: Mapping[tuple[str, float], float], p: float = 0.3) -> list[Claim]:
@@ -869,3 +903,470 @@ def noise_at_test_time_claims(accuracy: Mapping[tuple[str, float], float], p: fl
             SIMILAR_DAMAGE,
         )
     ]
+
+
+# --- a fair comparison: p chosen on a validation split, early stopping as a baseline --------------------
+
+#: Dropout probabilities tried for each kind, its ``p`` chosen among them on the validation split:
+#: the chapter's :data:`P` and one step towards the other kind's noise in ``conv2`` (spatial dropout
+#: passes on more noise at the same ``p``, so its grid goes down and element-wise dropout's up).
+P_GRIDS: dict[str, tuple[float, ...]] = {"element": (0.2, 0.5), "spatial": (0.05, 0.2)}
+#: Seeds of the sweep (split, initial weights, minibatch order, masks), and of the chapter's comparison.
+SWEEP_SEEDS: tuple[int, ...] = (0, 1, 2, 3, 4)
+#: Validation images, drawn from the training images that the subsample of ``N_TRAIN`` leaves out.
+N_VALIDATION = 270
+#: A paired difference counts as clear when its mean is more than this many standard errors from 0.
+N_SE = 2
+
+
+def digits_with_validation(
+    seed: int = 0, n_train: int = N_TRAIN, n_validation: int = N_VALIDATION
+) -> tuple[Split, tuple[torch.Tensor, torch.Tensor]]:
+    """``load_digits(seed=seed, n_train=n_train)`` and a validation set that training never sees.
+
+    The split into training pool and test set and the stratified subsample of ``n_train`` images
+    are those of :func:`~dropoutlib.course.data.load_digits` (same calls, same ``random_state``),
+    so the :class:`~dropoutlib.course.data.Split` returned is the same. From the pool's images
+    left out of the subsample, a stratified, seeded sample of ``n_validation`` becomes the
+    validation set, standardized with the statistics of the ``n_train`` training images. The test
+    set plays no part in it.
+
+    Returns:
+        ``(data, (x_val, y_val))``.
+
+    Example:
+        >>> data, (x_val, y_val) = digits_with_validation(0, n_train=100, n_validation=50)
+        >>> data.n_train, tuple(x_val.shape), y_val.dtype
+        (100, (50, 64), torch.int64)
+    """
+    import numpy as np
+    import sklearn.datasets
+    from sklearn.model_selection import train_test_split
+
+    from dropoutlib.course.data import standardize
+
+    seed = check_seed(seed)
+    n_train = check_positive_int(n_train, "n_train")
+    n_validation = check_positive_int(n_validation, "n_validation")
+    data = load_digits(seed=seed, n_train=n_train)
+    x, y = sklearn.datasets.load_digits(return_X_y=True)
+    n_test = math.ceil(0.3 * len(y))  # load_digits' default test_fraction
+    x_pool, _, y_pool, _ = train_test_split(x, y, test_size=n_test, stratify=y, random_state=seed)
+    x_train, x_rest, _, y_rest = train_test_split(
+        x_pool, y_pool, train_size=n_train, stratify=y_pool, random_state=seed
+    )
+    if not 10 <= n_validation <= len(y_rest):
+        raise ValueError(
+            f"n_validation must be between 10 and the {len(y_rest)} images the subsample leaves out, "
+            f"got n_validation={n_validation}"
+        )
+    if n_validation < len(y_rest):
+        x_rest, _, y_rest, _ = train_test_split(
+            x_rest, y_rest, train_size=n_validation, stratify=y_rest, random_state=seed
+        )
+    _, x_val, _, _ = standardize(x_train, x_rest)
+    x_val_t = torch.from_numpy(np.asarray(x_val)).to(torch.float32)
+    return data, (x_val_t, torch.from_numpy(np.asarray(y_rest)).to(torch.int64))
+
+
+@dataclass
+class TrackedRun(TrainedRun):
+    """A :class:`TrainedRun` that also knows its validation loss, and where early stopping would stop.
+
+    Attributes (besides :class:`TrainedRun`'s):
+        val_loss, val_acc: at the last epoch (evaluation mode), on the validation set.
+        val_losses: the validation loss after every epoch (``every_epoch=True``), else the last only.
+        best_epoch: the epoch (1-based) of lowest validation loss among ``val_losses``.
+        early_test_loss, early_test_acc: test loss and accuracy of the weights of ``best_epoch``.
+    """
+
+    val_loss: float = math.nan
+    val_acc: float = math.nan
+    val_losses: list[float] = field(default_factory=list)
+    best_epoch: int = 0
+    early_test_loss: float = math.nan
+    early_test_acc: float = math.nan
+
+
+def _loss_acc(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    with torch.no_grad():
+        out = model(x)
+        return F.cross_entropy(out, y).item(), (out.argmax(dim=1) == y).sum().item() / len(y)
+
+
+def train_tracked(
+    kind: str,
+    p: float = P,
+    *,
+    seed: int = 0,
+    data: Split,
+    validation: tuple[torch.Tensor, torch.Tensor],
+    every_epoch: bool = False,
+    epochs: int = EPOCHS,
+) -> TrackedRun:
+    """:func:`train_cnn` with a validation set: the same network, trained step for step the same way.
+
+    The loop is :func:`~dropoutlib.course.train.fit`'s for Adam on minibatches of
+    :data:`BATCH_SIZE` (same seeding, same minibatch order, same masks), so the final weights and
+    test numbers equal ``train_cnn(kind, p, seed=seed, data=data, epochs=epochs)``'s to the last
+    bit (a unit test checks it). What it adds: the loss on the validation set ``(x_val, y_val)``
+    after the last epoch or, with ``every_epoch=True``, after every epoch, keeping a copy of the
+    weights where it is lowest: the test numbers of those weights are early stopping's.
+    """
+    import copy
+
+    from dropoutlib.course._threads import torch_threads
+
+    kind = check_choice(kind, "kind", DROPOUT_KINDS)
+    p = 0.0 if kind == "none" else check_probability(p)
+    seed = check_seed(seed)
+    data = check_split(data)
+    epochs = check_positive_int(epochs, "epochs")
+    x_val, y_val = validation
+    seed_everything(seed)
+    model = small_cnn(kind, p, CHANNELS)
+    opt = torch.optim.Adam(model.parameters(), lr=LR, weight_decay=0.0, foreach=True)
+    n = data.n_train
+    torch.manual_seed(seed)
+    shuffler = torch.Generator().manual_seed(seed)
+    val_losses: list[float] = []
+    best_state, best_epoch = None, epochs
+    with torch_threads(1):
+        for epoch in range(1, epochs + 1):
+            model.train()
+            order = torch.randperm(n, generator=shuffler)
+            xs, ys = data.x_train[order], data.y_train[order]
+            for i in range(0, n, BATCH_SIZE):
+                opt.zero_grad(set_to_none=True)
+                F.cross_entropy(model(xs[i : i + BATCH_SIZE]), ys[i : i + BATCH_SIZE]).backward()
+                opt.step()
+            if every_epoch or epoch == epochs:
+                model.eval()
+                val_losses.append(_loss_acc(model, x_val, y_val)[0])
+                if every_epoch and val_losses[-1] == min(val_losses):
+                    best_state, best_epoch = copy.deepcopy(model.state_dict()), epoch
+        model.eval()
+        train_loss, train_acc = _loss_acc(model, data.x_train, data.y_train)
+        test_loss, test_acc = _loss_acc(model, data.x_test, data.y_test)
+        val_loss, val_acc = _loss_acc(model, x_val, y_val)
+        early_loss, early_acc = test_loss, test_acc
+        if best_state is not None:
+            final_state = copy.deepcopy(model.state_dict())
+            model.load_state_dict(best_state)
+            early_loss, early_acc = _loss_acc(model, data.x_test, data.y_test)
+            model.load_state_dict(final_state)
+    return TrackedRun(
+        kind, seed, train_acc, test_acc, train_loss, test_loss, model, History(), p, None,
+        val_loss, val_acc, val_losses, best_epoch, early_loss, early_acc,
+    )  # fmt: skip
+
+
+def sweep_dropout(
+    seeds: Iterable[int] = SWEEP_SEEDS, grids: Mapping[str, Sequence[float]] = P_GRIDS
+) -> dict[tuple[str, float, int], TrackedRun]:
+    """For every seed: the network without dropout (validation loss after every epoch, for early
+    stopping) and one network per kind of dropout and ``p`` of its grid (:func:`train_tracked`).
+
+    Every network of one seed trains on the same images (:func:`digits_with_validation`), from the
+    same initial weights, on the same minibatches: the comparisons are paired by seed.
+
+    Returns:
+        ``(kind, p, seed) -> TrackedRun``; the network without dropout under ``p = 0.0``.
+    """
+    seeds = [check_seed(seed) for seed in seeds]
+    if not seeds:
+        raise ValueError("seeds must hold at least one seed")
+    if set(grids) != {"element", "spatial"}:
+        raise ValueError(f"grids must map 'element' and 'spatial' to their p's, got {dict(grids)!r}")
+    for kind, grid in grids.items():
+        if not grid or not all(0 < check_probability(p) < 1 for p in grid):
+            raise ValueError(f"grids[{kind!r}] must hold dropout probabilities 0 < p < 1, got {grid!r}")
+    runs: dict[tuple[str, float, int], TrackedRun] = {}
+    for seed in seeds:
+        data, validation = digits_with_validation(seed)
+        runs["none", 0.0, seed] = train_tracked(
+            "none", seed=seed, data=data, validation=validation, every_epoch=True
+        )
+        for kind in ("element", "spatial"):
+            for p in grids[kind]:
+                runs[kind, p, seed] = train_tracked(kind, p, seed=seed, data=data, validation=validation)
+    return runs
+
+
+def runs_at(
+    sweep: Mapping[tuple[str, float, int], TrainedRun], p: float = P
+) -> dict[tuple[str, int], TrainedRun]:
+    """The networks of a sweep at one ``p`` (and those without dropout), keyed ``(kind, seed)`` as
+    :func:`compare_dropout` keys them."""
+    out = {(kind, seed): run for (kind, q, seed), run in sweep.items() if kind == "none" or q == p}
+    if {kind for kind, _ in out} != set(DROPOUT_KINDS):
+        raise ValueError(f"the sweep has networks of every kind at p={p!r} only if both grids hold it")
+    return out
+
+
+def _grid(sweep: Mapping[tuple[str, float, int], Any], kind: str) -> list[float]:
+    return sorted({p for k, p, _ in sweep if k == kind})
+
+
+def fair_comparison(sweep: Mapping[tuple[str, float, int], TrackedRun]) -> dict[str, Any]:
+    """Each kind of dropout at its own ``p``, chosen on the validation split, and the baselines.
+
+    The ``p`` of each kind is the one of its grid with the lowest validation loss, averaged over
+    the seeds (the test set plays no part). Returns:
+
+    - ``"test_loss"``, ``"test_acc"``: ``name -> array over the sorted seeds`` for ``"none"`` (no
+      dropout, last epoch), ``"early"`` (no dropout, the epoch of lowest validation loss),
+      ``"element"`` and ``"spatial"`` (each at its chosen ``p``);
+    - ``"p"``: the chosen ``p`` per kind; ``"val_loss"``: ``(kind, p) -> (mean, standard error)``
+      of the validation loss over the seeds;
+    - ``"best_epoch"``: early stopping's epoch per seed; ``"seeds"``.
+    """
+    import numpy as np
+
+    seeds = sorted({seed for _, _, seed in sweep})
+    val_loss = {}
+    for kind in ("element", "spatial"):
+        for p in _grid(sweep, kind):
+            values = np.array([sweep[kind, p, s].val_loss for s in seeds])
+            se = values.std(ddof=1) / math.sqrt(len(seeds)) if len(seeds) > 1 else 0.0
+            val_loss[kind, p] = (float(values.mean()), float(se))
+    chosen = {
+        kind: min(_grid(sweep, kind), key=lambda p, k=kind: val_loss[k, p][0])
+        for kind in ("element", "spatial")
+    }
+    none = [sweep["none", 0.0, s] for s in seeds]
+    out: dict[str, Any] = {"seeds": seeds, "p": chosen, "val_loss": val_loss}
+    for metric in ("test_loss", "test_acc"):
+        out[metric] = {
+            "none": np.array([getattr(r, metric) for r in none]),
+            "early": np.array([getattr(r, "early_" + metric) for r in none]),
+        } | {
+            kind: np.array([getattr(sweep[kind, p, s], metric) for s in seeds]) for kind, p in chosen.items()
+        }
+    out["best_epoch"] = np.array([r.best_epoch for r in none])
+    return out
+
+
+def injected_noise(
+    sweep: Mapping[tuple[str, float, int], TrainedRun], x: Mapping[int, torch.Tensor]
+) -> dict[tuple[str, float, int], float]:
+    """The noise each network of a sweep puts into ``conv2``: :func:`next_layer_noise` of its kind
+    and ``p`` on the network without dropout of its seed, for that seed's images ``x[seed]``.
+
+    The formula is :math:`p/q` times a number per kind and seed, which is computed once.
+    """
+    unit: dict[tuple[str, int], float] = {}
+    out = {}
+    for kind, p, seed in sweep:
+        if kind == "none":
+            continue
+        if (kind, seed) not in unit:
+            unit[kind, seed] = next_layer_noise(sweep["none", 0.0, seed].model, x[seed], kind, 0.5)
+        out[kind, p, seed] = p / (1 - p) * unit[kind, seed]
+    return out
+
+
+def matched_noise(
+    sweep: Mapping[tuple[str, float, int], TrainedRun],
+    noise: Mapping[tuple[str, float, int], float],
+    metric: str = "test_loss",
+) -> dict[float, Any]:
+    """Spatial against element-wise dropout at the same noise in ``conv2``, per seed.
+
+    For every seed and every ``p`` of spatial dropout whose :func:`injected_noise` lies within the
+    range of element-wise dropout's grid, element-wise dropout's ``metric`` is interpolated
+    linearly in the logarithm of the noise between its grid points, and subtracted from spatial
+    dropout's. Returns ``p -> array over the sorted seeds of (spatial - element-wise)``, for the
+    values of ``p`` that are inside the range on every seed.
+
+    Example:
+        >>> class R:
+        ...     def __init__(self, loss): self.test_loss = loss
+        >>> sweep = {("element", 0.2, 0): R(0.3), ("element", 0.5, 0): R(0.1),
+        ...          ("spatial", 0.05, 0): R(0.5), ("spatial", 0.2, 0): R(0.4)}
+        >>> noise = {("element", 0.2, 0): 1.0, ("element", 0.5, 0): 100.0,
+        ...          ("spatial", 0.05, 0): 0.5, ("spatial", 0.2, 0): 10.0}
+        >>> {p: d.round(4).tolist() for p, d in matched_noise(sweep, noise).items()}
+        {0.2: [0.2]}
+    """
+    import numpy as np
+
+    seeds = sorted({seed for _, _, seed in sweep})
+    grid = _grid(sweep, "element")
+    out: dict[float, Any] = {}
+    for p in _grid(sweep, "spatial"):
+        differences = []
+        for seed in seeds:
+            xs = np.log([noise["element", q, seed] for q in grid])
+            ys = [getattr(sweep["element", q, seed], metric) for q in grid]
+            at = math.log(noise["spatial", p, seed])
+            if not xs[0] <= at <= xs[-1]:
+                break
+            differences.append(getattr(sweep["spatial", p, seed], metric) - float(np.interp(at, xs, ys)))
+        else:
+            out[p] = np.array(differences)
+    return out
+
+
+def by_kind(runs: Mapping[tuple[str, int], TrainedRun], metric: str) -> dict[str, Any]:
+    """``kind -> array over the sorted seeds`` of a :class:`TrainedRun` number (``test_loss``, ...).
+
+    Example:
+        >>> run = TrainedRun("none", 0, 1.0, 0.96, 0.01, 0.15, nn.Identity())
+        >>> by_kind({("none", 0): run, ("none", 1): run}, "test_acc")
+        {'none': array([0.96, 0.96])}
+    """
+    import numpy as np
+
+    seeds = sorted({seed for _, seed in runs})
+    kinds = [kind for kind in DROPOUT_KINDS if (kind, seeds[0]) in runs]
+    return {kind: np.array([float(getattr(runs[kind, s], metric)) for s in seeds]) for kind in kinds}
+
+
+def paired_rows(
+    values: Mapping[str, Mapping[str, Any]], pairs: Sequence[tuple[str, str]], digits: int = 4
+) -> list[dict[str, Any]]:
+    """Rows for a table of paired differences: for each ``(base, other)`` and each metric of
+    ``values`` (``metric -> name -> per-seed array``), ``other - base`` as mean ± standard error
+    over the seeds (:func:`~dropoutlib.course.stats.paired_gain`), and that mean in standard errors.
+
+    Example:
+        >>> import numpy as np
+        >>> values = {"test loss": {"a": np.array([0.2, 0.3]), "b": np.array([0.1, 0.25])}}
+        >>> paired_rows(values, [("a", "b")])
+        [{'difference': 'b - a', 'test loss': '-0.0750 ± 0.0250', 'test loss / SE': -3.0}]
+    """
+    from dropoutlib.course.stats import paired_gain
+
+    rows = []
+    for base, other in pairs:
+        row: dict[str, Any] = {"difference": f"{other} - {base}"}
+        for metric, named in values.items():
+            mean, _, se = paired_gain(named[base], named[other])
+            row[metric] = f"{mean:+.{digits}f} ± {se:.{digits}f}"
+            row[f"{metric} / SE"] = round(mean / se, 1) if se > 0 else math.inf
+        rows.append(row)
+    return rows
+
+
+def _paired(base: Any, other: Any) -> tuple[float, float]:
+    from dropoutlib.course.stats import paired_gain
+
+    mean, _, se = paired_gain(base, other)
+    return mean, se
+
+
+def _clear(statement: str, base: Any, other: Any, sign: int, n_se: float) -> Claim:
+    """The claim that ``other - base`` is clearly below 0 (``sign=-1``: mean + n_se SE < 0) or above."""
+    mean, se = _paired(base, other)
+    if sign < 0:
+        return below(f"{statement} (mean + {n_se:g} SE)", mean + n_se * se, 0.0)
+    return above(f"{statement} (mean - {n_se:g} SE)", mean - n_se * se, 0.0)
+
+
+def _inside(statement: str, base: Any, other: Any) -> Claim:
+    """The claim that ``other - base`` is inside the noise: ``|mean| < N_SE`` standard errors."""
+    mean, se = _paired(base, other)
+    return below(f"{statement} (|mean| / SE)", abs(mean) / se if se > 0 else math.inf, N_SE)
+
+
+def _fair_directions(result: Mapping[str, Any], matched: Mapping[float, Any], n_se: float) -> list[Claim]:
+    loss = result["test_loss"]
+    element, spatial = "element-wise dropout", "spatial dropout"
+    claims = [
+        _clear(f"at its p, {element} beats no dropout by test loss", loss["none"], loss["element"], -1, n_se),
+        _clear(
+            f"at its p, {element} beats early stopping by test loss", loss["early"], loss["element"], -1, n_se
+        ),
+        _clear(
+            f"at their p's, {spatial}'s test loss is above {element}'s",
+            loss["element"],
+            loss["spatial"],
+            1,
+            n_se,
+        ),
+    ]
+    zeros = [0.0] * len(loss["none"])
+    claims += [
+        _clear(
+            f"at the same noise in conv2, {spatial} (p = {p:g}) has the higher test loss", zeros, d, 1, n_se
+        )
+        for p, d in matched.items()
+    ]
+    return claims
+
+
+def fair_claims(
+    result: Mapping[str, Any], matched: Mapping[float, Any], matched_acc: Mapping[float, Any]
+) -> list[Claim]:
+    """Section "A fair comparison": each kind at the ``p`` chosen on validation, and at equal noise.
+
+    ``result`` comes from :func:`fair_comparison`, ``matched`` and ``matched_acc`` from
+    :func:`matched_noise` (test loss and test accuracy). Validation moves element-wise dropout's
+    ``p`` above :data:`P` and spatial dropout's below it. By test loss, paired by seed, by more than
+    :data:`N_SE` standard errors: element-wise dropout at its ``p`` beats no dropout, early
+    stopping and spatial dropout at its ``p``, and spatial dropout is worse at equal noise. Inside
+    the noise (less than :data:`N_SE` standard errors): spatial dropout at its ``p`` against no
+    dropout and early stopping against the last epoch, by test loss; and by test accuracy, every
+    difference of the section's table.
+
+    Example:
+        >>> import numpy as np
+        >>> a = np.array
+        >>> result = {"p": {"element": 0.5, "spatial": 0.05},
+        ...           "test_loss": {"none": a([.15, .12, .14]), "early": a([.15, .13, .14]),
+        ...                         "element": a([.13, .10, .12]), "spatial": a([.15, .125, .14])},
+        ...           "test_acc": {"none": a([.96, .97, .96]), "early": a([.96, .97, .97]),
+        ...                        "element": a([.97, .96, .96]), "spatial": a([.965, .97, .96])}}
+        >>> claims = fair_claims(result, {0.2: a([0.02, 0.03, 0.025])}, {0.2: a([0.0, -0.01, 0.01])})
+        >>> [c.holds for c in claims]
+        [True, True, True, True, True, True, True, True]
+    """
+    loss, acc = result["test_loss"], result["test_acc"]
+    chosen = result["p"]
+    claims = [
+        Claim(
+            f"validation moves element-wise dropout's p above {P:g} and spatial dropout's below",
+            chosen["element"] > P > chosen["spatial"],
+            f"element-wise p = {chosen['element']:g}, spatial p = {chosen['spatial']:g}",
+        )
+    ]
+    claims += _fair_directions(result, matched, N_SE)
+    claims += [
+        _inside("at its p, spatial dropout against no dropout: test loss", loss["none"], loss["spatial"]),
+        _inside("early stopping against the last epoch: test loss", loss["none"], loss["early"]),
+    ]
+    pairs = [
+        ("none", "element"),
+        ("early", "element"),
+        ("none", "spatial"),
+        ("none", "early"),
+        ("element", "spatial"),
+    ]
+    zeros = [0.0] * len(acc["none"])
+    ratios = [abs(m) / se if se > 0 else math.inf for m, se in (_paired(acc[a], acc[b]) for a, b in pairs)]
+    ratios += [
+        abs(m) / se if se > 0 else math.inf for m, se in (_paired(zeros, d) for d in matched_acc.values())
+    ]
+    claims.append(
+        below(
+            "by test accuracy, every difference is inside the noise (largest |mean| / SE)", max(ratios), N_SE
+        )
+    )
+    return claims
+
+
+def fair_direction_claims(result: Mapping[str, Any], matched: Mapping[float, Any]) -> list[Claim]:
+    """The directions of :func:`fair_claims`' clear differences, without their size: the sign of
+    each paired mean (what the tests check on fresh seeds, where five seeds may not make the
+    differences clear).
+
+    Example:
+        >>> import numpy as np
+        >>> a = np.array
+        >>> result = {"test_loss": {"none": a([.15, .12]), "early": a([.15, .13]),
+        ...                         "element": a([.13, .10]), "spatial": a([.15, .125])}}
+        >>> [c.holds for c in fair_direction_claims(result, {0.2: a([0.02, -0.01])})]
+        [True, True, True, True]
+    """
+    return _fair_directions(result, matched, 0.0)

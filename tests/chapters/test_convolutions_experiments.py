@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -11,18 +12,30 @@ from torch import nn
 from dropoutlib.course.data import load_digits
 from dropoutlib.course.train import History
 from dropoutlib.experiments.convolutions import (
+    TrackedRun,
     TrainedRun,
+    by_kind,
     compare_dropout,
+    digits_with_validation,
+    fair_claims,
+    fair_comparison,
+    fair_direction_claims,
     feature_maps,
+    injected_noise,
     map_statistics,
+    matched_noise,
     neighbour_correlation,
     neighbour_r2,
     next_layer_noise,
+    paired_rows,
+    runs_at,
     small_cnn,
     spatial_dropout_claims,
     summarize_runs,
     train_cnn,
     train_run,
+    train_tracked,
+    training_claims,
 )
 from dropoutlib.nn.dropout import Dropout
 from dropoutlib.nn.spatial import SpatialDropout
@@ -258,3 +271,183 @@ def test_spatial_dropout_claims_fail_on_a_mismatch_or_a_wrong_fraction():
     assert all(c.holds for c in spatial_dropout_claims(**good))
     failed = spatial_dropout_claims(**(good | {"equal_to_dropout2d": [True, False], "fraction": 0.35}))
     assert [c.holds for c in failed] == [False, True, False, True, True, True]
+
+
+# --- the sweep, the validation split, early stopping and the fair comparison -------------------------
+
+
+def test_digits_with_validation_keeps_load_digits_and_holds_out_unseen_balanced_images():
+    data, (x_val, y_val) = digits_with_validation(3, n_train=200, n_validation=100)
+    same = load_digits(seed=3, n_train=200)
+    for name in ("x_train", "y_train", "x_test", "y_test"):
+        assert torch.equal(getattr(data, name), getattr(same, name))
+    assert x_val.shape == (100, 64) and y_val.shape == (100,)
+    assert torch.bincount(y_val, minlength=10).min() >= 9  # stratified: 10 of each class, give or take
+    # held out: no validation image is one of the training images
+    shared = (x_val.unsqueeze(1) == data.x_train.unsqueeze(0)).all(dim=2).any()
+    assert not shared
+    with pytest.raises(ValueError, match="n_validation must be between 10"):
+        digits_with_validation(0, n_train=200, n_validation=5000)
+
+
+def test_train_tracked_is_train_cnn_to_the_bit():
+    data, validation = digits_with_validation(1, n_train=100, n_validation=50)
+    for kind in ("element", "spatial"):
+        tracked = train_tracked(kind, 0.3, seed=1, data=data, validation=validation, epochs=2)
+        plain = train_cnn(kind, 0.3, seed=1, data=data, epochs=2)
+        assert tracked.test_loss == plain.test_loss and tracked.train_acc == plain.train_acc
+        reference = plain.model.state_dict()
+        assert all(torch.equal(value, reference[key]) for key, value in tracked.model.state_dict().items())
+        assert len(tracked.val_losses) == 1 and tracked.best_epoch == 2
+
+
+def test_early_stopping_returns_the_test_numbers_of_the_epoch_of_lowest_validation_loss():
+    data, validation = digits_with_validation(2, n_train=100, n_validation=50)
+    run = train_tracked("none", seed=2, data=data, validation=validation, every_epoch=True, epochs=15)
+    assert len(run.val_losses) == 15
+    assert run.best_epoch == 1 + min(range(15), key=run.val_losses.__getitem__)
+    assert run.best_epoch < 15  # this seed overfits the validation loss before the end
+    assert run.val_loss == run.val_losses[-1]
+    # training is deterministic, so the weights after best_epoch epochs are those of a shorter run
+    shorter = train_cnn("none", seed=2, data=data, epochs=run.best_epoch)
+    assert run.early_test_loss == shorter.test_loss and run.early_test_acc == shorter.test_acc
+
+
+def tracked(kind, p, seed, val_loss, test_loss, test_acc=0.96, early=(0.2, 0.95), best_epoch=5):
+    return TrackedRun(
+        kind, seed, 1.0, test_acc, 0.0, test_loss, nn.Identity(), History(), p, None,
+        val_loss, 0.9, [val_loss], best_epoch, *early,
+    )  # fmt: skip
+
+
+def fake_sweep():
+    sweep = {}
+    for seed in (0, 1, 2):
+        sweep["none", 0.0, seed] = tracked("none", 0.0, seed, 0.3, 0.15 + 0.01 * seed, early=(0.16, 0.95))
+        # element-wise: p = 0.5 validates better; spatial: p = 0.2 validates better but tests worse
+        sweep["element", 0.2, seed] = tracked("element", 0.2, seed, 0.30, 0.14)
+        sweep["element", 0.5, seed] = tracked("element", 0.5, seed, 0.25 + 0.01 * seed, 0.12 + 0.002 * seed)
+        sweep["spatial", 0.05, seed] = tracked("spatial", 0.05, seed, 0.28, 0.10)
+        sweep["spatial", 0.2, seed] = tracked("spatial", 0.2, seed, 0.27 - 0.01 * seed, 0.16)
+    return sweep
+
+
+def test_fair_comparison_chooses_p_on_validation_only_and_pairs_by_seed():
+    result = fair_comparison(fake_sweep())
+    assert result["p"] == {"element": 0.5, "spatial": 0.2}  # the test losses would choose 0.05
+    assert result["test_loss"]["spatial"].tolist() == [0.16, 0.16, 0.16]
+    assert result["test_loss"]["element"].tolist() == pytest.approx([0.12, 0.122, 0.124])
+    assert result["test_loss"]["none"].tolist() == pytest.approx([0.15, 0.16, 0.17])
+    assert result["test_loss"]["early"].tolist() == [0.16, 0.16, 0.16]
+    assert result["best_epoch"].tolist() == [5, 5, 5] and result["seeds"] == [0, 1, 2]
+    mean, se = result["val_loss"]["element", 0.5]
+    assert mean == pytest.approx(0.26) and se == pytest.approx(0.01 / math.sqrt(3))
+
+
+def test_matched_noise_interpolates_element_wise_in_log_noise_and_skips_points_outside_its_range():
+    sweep = fake_sweep()
+    noise = {}
+    for seed in (0, 1, 2):
+        noise["element", 0.2, seed], noise["element", 0.5, seed] = 1.0, 100.0
+        noise["spatial", 0.05, seed], noise["spatial", 0.2, seed] = 0.5, 10.0  # 0.05 is below the range
+    matched = matched_noise(sweep, noise)
+    assert list(matched) == [0.2]
+    expected = [0.16 - (0.14 + (0.12 + 0.002 * s - 0.14) / 2) for s in (0, 1, 2)]  # log 10 is halfway
+    assert matched[0.2] == pytest.approx(expected)
+
+
+def test_injected_noise_is_next_layer_noise_of_the_seeds_network_without_dropout():
+    torch.manual_seed(0)
+    model = small_cnn(channels=(4, 8))
+    x = torch.randn(20, 64, generator=torch.Generator().manual_seed(0))
+    sweep = {("none", 0.0, 0): TrainedRun("none", 0, 1, 1, 0, 0, model)}
+    sweep |= {(kind, p, 0): None for kind in ("element", "spatial") for p in (0.1, 0.4)}
+    noise = injected_noise(sweep, {0: x})
+    for kind in ("element", "spatial"):
+        for p in (0.1, 0.4):
+            assert noise[kind, p, 0] == pytest.approx(next_layer_noise(model, x, kind, p), rel=1e-6)
+
+
+def test_runs_at_keys_the_networks_of_one_p_and_rejects_a_p_outside_a_grid():
+    sweep = fake_sweep()
+    at = runs_at(sweep, 0.2)
+    assert sorted(at) == [(k, s) for k in ("element", "none", "spatial") for s in (0, 1, 2)]
+    with pytest.raises(ValueError, match="both grids"):
+        runs_at(sweep, 0.5)
+
+
+def test_paired_rows_and_by_kind():
+    values = {"loss": {"a": np.array([0.3, 0.2, 0.25]), "b": np.array([0.2, 0.15, 0.2])}}
+    (row,) = paired_rows(values, [("a", "b")])
+    assert row["difference"] == "b - a" and row["loss"] == "-0.0667 ± 0.0167" and row["loss / SE"] == -4.0
+    runs = {
+        (k, s): TrainedRun(k, s, 1.0, 0.9 + s / 100, 0.0, 0.1, nn.Identity())
+        for k in ("none", "element")
+        for s in (1, 0)
+    }
+    assert by_kind(runs, "test_acc")["none"].tolist() == [0.9, 0.91]
+
+
+# --- the claims fail when the results say otherwise ------------------------------------------------------
+
+
+def same_p_runs(shift_element=-0.02, shift_spatial=0.01, acc=None):
+    runs = {}
+    for seed, noise in enumerate([0.0, 0.004, -0.003, 0.002, -0.001]):
+        for kind, shift in (("none", 0.0), ("element", shift_element), ("spatial", shift_spatial)):
+            a = 0.96 if acc is None else acc[kind]
+            runs[kind, seed] = TrainedRun(
+                kind, seed, 1.0, a, 0.0, 0.15 + seed / 100 + shift + noise * (kind != "none"), nn.Identity()
+            )
+    return runs
+
+
+def test_training_claims_fail_when_element_wise_does_not_help_or_accuracies_drift():
+    assert all(c.holds for c in training_claims(same_p_runs(), n_test=540))
+    holds = [c.holds for c in training_claims(same_p_runs(shift_element=0.001), n_test=540)]
+    assert holds[0] is False and holds[1] is True
+    holds = [
+        c.holds
+        for c in training_claims(
+            same_p_runs(acc={"none": 0.96, "element": 0.975, "spatial": 0.96}), n_test=540
+        )
+    ]
+    assert holds[-2:] == [False, False]
+
+
+def fair_result(element_loss, acc_spatial=(0.96, 0.97, 0.96, 0.965, 0.962)):
+    a = np.array
+    return {
+        "p": {"element": 0.5, "spatial": 0.05},
+        "test_loss": {
+            "none": a([0.15, 0.12, 0.14, 0.16, 0.13]),
+            "early": a([0.15, 0.125, 0.14, 0.155, 0.13]),
+            "element": a(element_loss),
+            "spatial": a([0.151, 0.121, 0.142, 0.159, 0.131]),
+        },
+        "test_acc": {
+            "none": a([0.96, 0.97, 0.962, 0.965, 0.96]),
+            "early": a([0.962, 0.968, 0.962, 0.964, 0.96]),
+            "element": a([0.963, 0.968, 0.96, 0.966, 0.962]),
+            "spatial": a(acc_spatial),
+        },
+    }
+
+
+def test_fair_claims_hold_for_a_clear_result_and_fail_where_it_is_not():
+    matched = {0.2: np.array([0.02, 0.03, 0.025, 0.02, 0.03])}
+    matched_acc = {0.2: np.array([0.0, -0.002, 0.002, 0.001, -0.001])}
+    good = fair_result([0.13, 0.10, 0.12, 0.14, 0.115])
+    assert all(c.holds for c in fair_claims(good, matched, matched_acc))
+    assert all(c.holds for c in fair_direction_claims(good, matched))
+    # element-wise dropout no better than no dropout: its three clear claims fail, the direction too
+    level = fair_result([0.151, 0.119, 0.141, 0.161, 0.129])
+    holds = [c.holds for c in fair_claims(level, matched, matched_acc)]
+    assert holds[1:4] == [False, False, False]
+    assert [c.holds for c in fair_direction_claims(level, matched)][:2] == [False, False]
+    # spatial dropout clearly less accurate than element-wise: the accuracy claim fails
+    worse = fair_result([0.13, 0.10, 0.12, 0.14, 0.115], acc_spatial=(0.95, 0.96, 0.95, 0.955, 0.952))
+    assert fair_claims(worse, matched, matched_acc)[-1].holds is False
+    # validation choosing p = 0.2 for spatial dropout breaks the first claim
+    moved = good | {"p": {"element": 0.5, "spatial": 0.2}}
+    assert fair_claims(moved, matched, matched_acc)[0].holds is False
