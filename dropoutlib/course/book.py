@@ -6,6 +6,8 @@ import importlib
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import numpy as np
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -33,7 +35,9 @@ def glue(name: str, value: T, display: bool = False) -> T:
     ``acc = glue("acc", round(acc, 4))`` works; end a cell whose last line is a bare ``glue(...)``
     call with ``;`` (or assign the result) so that the notebook does not display the value.
 
-    Glue rounded Python floats and ints (``round(x, 4)``): their text is the same on every run.
+    Glue rounded Python floats and ints (``round(x, 4)``): their text is the same on every run. A
+    NumPy scalar is recorded as the Python number it holds (``.item()``): NumPy 2 writes its text as
+    ``np.float64(0.25)``, which the book's ``{glue:text}`name:.2f``` cannot format.
 
     Example:
         >>> glue("test_accuracy", 0.9815)
@@ -48,7 +52,7 @@ def glue(name: str, value: T, display: bool = False) -> T:
     except ImportError:
         return value
     if _in_ipython_kernel():
-        myst_nb.glue(name, value, display=display)
+        myst_nb.glue(name, value.item() if isinstance(value, np.generic) else value, display=display)
     return value
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import types
 
+import numpy as np
 import pytest
 
 from dropoutlib.course import book
@@ -26,6 +27,13 @@ def test_delegates_to_myst_nb_in_a_kernel(recorder: list[tuple]) -> None:
     assert glue("acc", 0.9812) == 0.9812
     assert glue("n", 3, display=True) == 3
     assert recorder == [("acc", 0.9812, False), ("n", 3, True)]
+
+
+def test_a_numpy_scalar_is_recorded_as_the_python_number_it_holds(recorder: list[tuple]) -> None:
+    value = np.float64(0.25)
+    assert glue("x", value) is value
+    [(_, recorded, _)] = recorder
+    assert type(recorded) is float and repr(recorded) == "0.25"
 
 
 def test_without_myst_nb_returns_the_value_silently(
