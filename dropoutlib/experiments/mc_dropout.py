@@ -85,6 +85,8 @@ __all__ = [
     "baselines_experiment",
     "baselines_rows",
     "baselines_summary",
+    "low_p_claims",
+    "low_p_rows",
     "METHOD_LABELS",
     "data_size_claims",
     "disagreement",
@@ -1668,3 +1670,40 @@ def baselines_summary(result: BaselinesResult) -> dict[str, float]:
     put("drop_ens_mean", mean_se((1 - ens[:, 1:] / ens[:, :-1]).mean(axis=1)))
     put("mc_over_ens", mean_se(mc[:, -1] / ens[:, -1]))
     return out
+
+
+def low_p_claims(result: BaselinesResult) -> list[Claim]:
+    """Temperature scaling against MC averaging where the plain network is overconfident (``p = 0.1``).
+
+    ``result`` is :func:`baselines_experiment` for one network per seed at :data:`LOW_P` (its
+    ensemble is that one network, and is not used). Paired over the seeds (:data:`Z` standard
+    errors): MC averaging lowers the plain network's ECE and NLL; temperature scaling lowers the NLL;
+    MC averaging and temperature scaling reach the same NLL inside the noise; and every fitted
+    temperature is above 1 (the network is overconfident).
+    """
+    return [
+        _paired_claim(
+            f"at p = {LOW_P} MC averaging lowers the ECE", result, "ece", "plain", "MC dropout", -1
+        ),
+        _paired_claim("and the NLL", result, "nll", "plain", "MC dropout", -1),
+        _paired_claim("temperature scaling lowers the NLL", result, "nll", "plain", "temperature", -1),
+        _paired_claim("MC averaging and temperature scaling reach the same NLL, inside the noise", result,
+                      "nll", "temperature", "MC dropout", 0),
+        above("every fitted temperature is above 1 (overconfident)", float(result.temperature.min()), 1.0),
+    ]
+
+
+def low_p_rows(result: BaselinesResult) -> list[dict]:
+    """The chapter's table for :func:`low_p_claims`: the plain, MC and temperature-scaled scores and their
+    paired differences with the plain network (mean ± SE over the seeds)."""
+    rows = []
+    for name in ("plain", "MC dropout", "temperature"):
+        row: dict[str, Any] = {"prediction": METHOD_LABELS[name]}
+        for metric, label in _METRICS.items():
+            row[label] = _pm(*mean_se(getattr(result, metric)[name]))
+        for metric, label in _METRICS.items():
+            row[f"Δ {label}"] = (
+                "—" if name == "plain" else _pm(*paired(result, metric, "plain", name), sign=True)
+            )
+        rows.append(row)
+    return rows

@@ -5,8 +5,8 @@ the noise images (``train_mc_model(seed)``, ``ood_uncertainty(..., seed)``, ...)
 in ``dropoutlib.experiments.mc_dropout``; this file only feeds the claims functions other seeds. The
 OOD claims are about the chapter's five runs together (seeds 0 to 4), as the chapter states them, and
 one claim, that MC averaging goes either way at p = 0.25, is about five seeds and checked only here.
-The baselines and data-size claims are about five seeds together (paired differences, each seed's
-five networks); they are checked on the chapter's seeds 0 to 4 and on five fresh seeds, 5 to 9.
+The baselines, data-size and p = 0.1 temperature claims are about five seeds together (paired
+differences); they are checked on the chapter's seeds 0 to 4 and on five fresh seeds, 5 to 9.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from dropoutlib.experiments.mc_dropout import (
     digit_pixels,
     fast_path_claims,
     fast_path_trap,
+    low_p_claims,
     mixed_calibration_claims,
     ood_claims,
     ood_sets,
@@ -117,4 +118,5 @@ def test_fast_path_claims(seed):
 @pytest.mark.parametrize("seeds", [range(0, 5), range(5, 10)], ids=["seeds 0-4", "fresh seeds 5-9"])
 def test_baselines_and_data_size(seeds):
     result = baselines_experiment(seeds, samples=50)
-    check(baselines_claims(result) + data_size_claims(result))
+    low = baselines_experiment(seeds, sizes=[1000], p=0.1, members=1)
+    check(baselines_claims(result) + data_size_claims(result) + low_p_claims(low))

@@ -34,6 +34,8 @@ from dropoutlib.experiments.mc_dropout import (
     fit_temperature,
     hand_rolled_mc,
     invert_digits,
+    low_p_claims,
+    low_p_rows,
     member_passes,
     noise_images,
     ood_sets,
@@ -370,3 +372,12 @@ def test_baselines_claims_fail_when_the_ensemble_does_not_help():
     assert all(c.holds for c in baselines_claims(_result(ones, ones)))
     failed = {c.statement for c in baselines_claims(_result(ones, ones, ensemble_gain=0.0)) if not c.holds}
     assert len(failed) == 5 and "and MC dropout's" not in failed  # MC dropout is still worse
+
+
+def test_low_p_claims_fail_when_the_temperature_does_nothing():
+    ones = np.ones((5, 4))
+    good = _result(ones, ones)  # MC dropout worse by 0.05: it lowers nothing
+    assert not low_p_claims(good)[0].holds and not low_p_claims(good)[1].holds
+    cooled = BaselinesResult(good.sizes, ones, ones, good.ece, good.nll, good.error, np.full((5, 1), 0.9), 50)
+    assert not low_p_claims(cooled)[-1].holds  # a temperature below 1: not overconfident
+    assert low_p_rows(good)[1]["Δ ECE"].startswith("+0.0500")
