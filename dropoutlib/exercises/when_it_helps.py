@@ -11,14 +11,11 @@ The 2014 JMLR paper writes ``p`` for the probability of *keeping* a unit.
 from __future__ import annotations
 
 import math
-import tempfile
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from dropoutlib.course.data import read_idx
 from dropoutlib.exercises._answers import as_number, call_answer, describe, require_function
 
 __all__ = ["check_idx_header", "check_paired_gain", "check_units_for_dropout"]
@@ -141,8 +138,9 @@ def check_idx_header(idx_header: Callable[..., Any]) -> None:
     """Check ``idx_header(shape, type_code=0x08)``: the header of an IDX file, as ``bytes``.
 
     The header is the magic number (two zero bytes, the type code, the number of dimensions)
-    followed by every size as a big-endian unsigned 32-bit integer. The check also appends values to
-    the header and reads the file back with :func:`dropoutlib.course.data.read_idx`.
+    followed by every size as a big-endian unsigned 32-bit integer. (Reading a file made from the
+    checked header back with :func:`dropoutlib.course.data.read_idx` would hold by construction once
+    the bytes match; the library's tests cover ``read_idx``.)
 
     Example:
         >>> def idx_header(shape, type_code=0x08):
@@ -180,9 +178,4 @@ def check_idx_header(idx_header: Callable[..., Any]) -> None:
                 f"{len(want)} bytes, got {len(result)}"
             )
         raise AssertionError(message)
-    values = np.arange(6, dtype=np.uint8).reshape(2, 3)
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "check-idx2-ubyte"
-        path.write_bytes(idx_header((2, 3), type_code=0x08) + values.tobytes())
-        assert np.array_equal(read_idx(path), values), "read_idx did not read back the values"
     print("Correct: 00 00 <type> <ndim>, then each size as 4 big-endian bytes.")
