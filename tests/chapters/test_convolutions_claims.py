@@ -56,13 +56,13 @@ def digits(seed):
 
 
 @functools.cache
-def sweep(seeds=tuple(SEEDS)):
-    """The chapter's networks: per seed, no dropout and each kind at each p of its grid."""
+def sweep(seeds):
+    """The chapter's networks for ``seeds``: per seed, no dropout and each kind at each p of its grid."""
     return sweep_dropout(seeds)
 
 
 def runs():
-    return runs_at(sweep(), P)
+    return runs_at(sweep(tuple(SEEDS)), P)
 
 
 @functools.cache
