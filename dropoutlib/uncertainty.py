@@ -133,7 +133,14 @@ class MCPrediction:
 
     @property
     def variance(self) -> torch.Tensor:
-        """The variance over the passes (divided by ``T``)."""
+        r"""The variance over the passes (divided by ``T``).
+
+        For a regression model this is not the predictive variance of Gal and Ghahramani's
+        approximation: that adds the observation noise :math:`\tau^{-1}`, with the model precision
+        :math:`\tau = l^2 q / (2 N \lambda)` set by the prior length-scale :math:`l`, the keep
+        probability :math:`q`, the :math:`N` training points and the weight decay :math:`\lambda`
+        (chapter 12). Add it yourself: ``pred.variance + 1 / tau``.
+        """
         return self.samples.var(dim=0, unbiased=False)
 
     def _classification(self, name: str) -> None:
