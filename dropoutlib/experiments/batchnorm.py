@@ -1183,6 +1183,20 @@ class BatchedBNMLP(nn.Module):
             self.p = (_check_keep(p),) * len(self.seeds)
         self.beta = _check_beta(beta)
         self.momentum, self.eps = float(momentum), float(eps)
+        # who draws noise where ("bn": before every BN; "last": after the last block), and how
+        self._noisy: dict[str, list[int]] = {}
+        self._is_uout: dict[str, torch.Tensor] = {}
+        self._drop_p: dict[str, torch.Tensor] = {}
+        self._keep_q: dict[str, torch.Tensor] = {}
+        for where, wanted in (("bn", ("dropout-bn", "uout-bn")), ("last", ("last",))):
+            members = [m for m, kind in enumerate(self.kinds) if kind in wanted]
+            self._noisy[where] = members
+            self._is_uout[where] = torch.tensor([self.kinds[m] == "uout-bn" for m in members]).view(-1, 1, 1)
+            p_members = [self.p[m] for m in members]
+            self._drop_p[where] = torch.tensor(p_members, dtype=torch.float32).view(-1, 1, 1)
+            self._keep_q[where] = torch.tensor([1.0 - v for v in p_members], dtype=torch.float32).view(
+                -1, 1, 1
+            )
         dims = [self.in_features, *self.hidden, self.out_features]
         weights: list[list[torch.Tensor]] = [[] for _ in dims[1:]]
         biases: list[list[torch.Tensor]] = [[] for _ in dims[1:]]
@@ -1211,19 +1225,25 @@ class BatchedBNMLP(nn.Module):
     def _noise(
         self, shape: torch.Size, where: str, generators: Sequence[torch.Generator | None]
     ) -> torch.Tensor | None:
-        """The factor each member's units are multiplied by at ``where`` ("bn" or "last"), or None."""
-        wanted = ("dropout-bn", "uout-bn") if where == "bn" else ("last",)
-        if not self.training or not any(kind in wanted for kind in self.kinds):
+        """The factor each member's units are multiplied by at ``where`` ("bn" or "last"), or None.
+
+        Every noisy member draws one uniform number per unit from its own generator, in member order;
+        dropout keeps a unit where the number is at least :math:`p` (and scales it by :math:`1/q`),
+        Uout multiplies it by :math:`1 + \beta(2u - 1)`.
+        """
+        members = self._noisy[where]
+        if not self.training or not members:
             return None
+        uniform = torch.stack([torch.rand(shape[1:], generator=generators[m]) for m in members])
+        values = torch.where(
+            self._is_uout[where],
+            1.0 + self.beta * (2.0 * uniform - 1.0),
+            (uniform >= self._drop_p[where]).float() / self._keep_q[where],
+        )
+        if len(members) == self.n_members:
+            return values
         factor = torch.ones(shape)
-        for m, kind in enumerate(self.kinds):
-            if kind not in wanted:
-                continue
-            uniform = torch.rand(shape[1:], generator=generators[m])
-            if kind == "uout-bn":
-                factor[m] = 1.0 + self.beta * (2.0 * uniform - 1.0)
-            elif self.p[m] > 0:
-                factor[m] = (uniform >= self.p[m]).float() / (1.0 - self.p[m])
+        factor[members] = values
         return factor
 
     def forward(
