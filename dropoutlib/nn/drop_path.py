@@ -41,10 +41,13 @@ def drop_path(
         evaluation: y = x
 
     Applied to the branch of a residual block, ``h + drop_path(f(h))``, it skips the block for that
-    example: stochastic depth (Huang et al., 2016), where each example trains a network of random depth.
-    The inverted scaling ``1/q`` gives ``E[y] = x``, so evaluation uses the full branch. (Huang et al.
-    scale at test time instead, by their survival probability; the two are equivalent, as for standard
-    and inverted dropout.) The mask has shape ``(N, 1, ..., 1)`` and broadcasts over the other dimensions.
+    example, so that each example trains a network of random depth. Huang et al.'s stochastic depth
+    (2016) draws one coin per block for the whole mini-batch instead, which lets the skipped block's
+    computation be left out; per example, as here and in timm, the draws average over more depths per
+    step. The inverted scaling ``1/q`` gives ``E[y] = x``, so evaluation uses the full branch. (Huang et
+    al. scale at test time instead, by their survival probability; the two are equivalent, as for
+    standard and inverted dropout.) The mask has shape ``(N, 1, ..., 1)`` and broadcasts over the other
+    dimensions.
 
     Args:
         input: floating-point tensor ``(N, *)`` with at least one dimension; dimension 0 is the batch.
